@@ -1,0 +1,590 @@
+"""Generate the bundled kwsos demo data with local text-to-speech engines.
+
+The script writes, under ``out_dir``:
+
+* ``shots/<keyword>/<keyword>_<k>.wav``: five isolated enrolment examples per keyword,
+  each spoken by a different voice of :data:`SHOT_VOICES` (voice set A);
+* ``long.flac``: a long recording in which every keyword occurs 5-6 times among other
+  speech spoken by :data:`LONG_VOICES` (voice set B, disjoint from set A), mixed with
+  generated background noise at 15-20 dB SNR;
+* ``reference.csv``: the onset/offset of every keyword occurrence (DCASE / sed_eval format);
+* ``transcript.csv``: every spoken chunk of ``long.flac`` with its voice and text.
+
+The long recording is built by concatenating separately synthesised, silence-trimmed chunks,
+so the keyword boundaries in ``reference.csv`` are exact to the sample (rounded to 1 ms).
+
+Usage::
+
+    python -m data_prep.make_demo --out demo --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import butter, resample_poly, sosfilt
+
+SAMPLE_RATE = 16_000
+PEAK_LEVEL = 0.9
+SHOTS_PER_KEYWORD = 5
+
+#: (label, spoken text). The label names the shot folder and the ``event_label`` column.
+KEYWORDS: tuple[tuple[str, str], ...] = (
+    ("weather", "weather"),
+    ("computer", "computer"),
+    ("banana", "banana"),
+    ("good_morning", "good morning"),
+)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker: an engine, its voice id and (where adjustable) its mean F0."""
+
+    name: str
+    engine: str
+    voice_id: str
+    base_f0: float | None = None
+
+
+#: Voice set A: speaks the enrolment shots (shot ``k`` is spoken by ``SHOT_VOICES[k - 1]``).
+SHOT_VOICES: tuple[Voice, ...] = (
+    Voice("flite-awb", "flite", "awb", 130.0),
+    Voice("flite-rms", "flite", "rms"),
+    Voice("flite-kal16", "flite", "kal16", 95.0),
+    Voice("espeak-ng-en-us+m3", "espeak-ng", "en-us+m3"),
+    Voice("espeak-ng-en-gb+f3", "espeak-ng", "en-gb+f3"),
+)
+
+#: Voice set B: speaks the long recording. Disjoint from set A (flite/festival kal and slt
+#: are the same speakers, so set A holds kal and set B holds slt).
+LONG_VOICES: tuple[Voice, ...] = (
+    Voice("festival-cmu_us_slt_arctic_hts", "festival", "cmu_us_slt_arctic_hts"),
+    Voice("festival-ked_diphone", "festival", "ked_diphone", 105.0),
+    Voice("espeak-ng-en-gb-scotland+m2", "espeak-ng", "en-gb-scotland+m2"),
+    Voice("espeak-ng-en-us+f4", "espeak-ng", "en-us+f4"),
+)
+
+#: Executables and festival voice folders, each with the Debian package that provides it.
+REQUIRED_PROGRAMS: dict[str, str] = {
+    "espeak-ng": "espeak-ng",
+    "flite": "flite",
+    "text2wave": "festival",
+}
+FESTIVAL_VOICE_DIRS: dict[str, tuple[Path, str]] = {
+    "ked_diphone": (Path("/usr/share/festival/voices/english/ked_diphone"), "festvox-kdlpc16k"),
+    "cmu_us_slt_arctic_hts": (
+        Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"),
+        "festvox-us-slt-hts",
+    ),
+}
+APT_PACKAGES = "espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts"
+
+#: Sentences with near-words of the keywords (hard negatives); all go into the long file.
+#: "whether" is a homophone of "weather" for these voices: an acoustic detector cannot
+#: tell them apart, which is deliberate.
+CONFUSABLE_SENTENCES: tuple[str, ...] = (
+    "I wonder whether the bus will be late again.",
+    "She kept a small feather inside her leather notebook.",
+    "Every commuter on the platform looked tired and cold.",
+    "He tied a red bandana around his neck before the hike.",
+    "We said good evening to the neighbours on our way out.",
+    "The morning train was crowded, as usual.",
+    "It was a good idea to leave a little earlier.",
+    "They will compute the final totals after lunch.",
+)
+
+#: Ordinary sentences without keywords; a random subset goes into the long file.
+FILLER_SENTENCES: tuple[str, ...] = (
+    "Could you pass me the salt, please?",
+    "The meeting has been moved to Thursday afternoon.",
+    "My sister is learning to play the violin.",
+    "We need to buy more milk and some fresh bread.",
+    "The library closes at six on weekdays.",
+    "He forgot his keys on the kitchen table again.",
+    "Turn left at the second traffic light.",
+    "The children built a castle out of old boxes.",
+    "I think the printer on the third floor is broken.",
+    "Let's take the long road home along the river.",
+    "The soup needs a little more pepper.",
+    "Our flight leaves early tomorrow, so pack tonight.",
+    "Somebody left the garden gate open.",
+    "The new bakery on the corner sells great pastries.",
+    "Please remember to water the plants on Friday.",
+    "That old clock in the hall has stopped.",
+    "The concert starts at eight, but the doors open at seven.",
+    "She painted the fence a bright shade of blue.",
+    "I can't find the remote control anywhere.",
+    "We walked along the beach until the sun went down.",
+    "The cat is sleeping on the warm windowsill.",
+    "Don't forget to send the invoice by the end of the week.",
+)
+N_FILLERS = 8
+
+#: Carrier phrases (before, after) around a keyword; the three parts are synthesised
+#: separately so that the keyword boundaries stay exact.
+CARRIERS: tuple[tuple[str, str], ...] = (
+    ("She said", "twice before leaving."),
+    ("The next word on the list is", ""),
+    ("I heard somebody say", "in the hallway."),
+    ("", "was the answer to the last clue."),
+    ("Please write down", "in your notebook."),
+    ("My little brother keeps repeating", "all day long."),
+    ("The sign on the door just said", "in big letters."),
+    ("He typed", "into the search box."),
+)
+CARRIER_PROBABILITY = 0.6
+
+GAP_RANGE_S = (0.03, 0.25)
+NO_GAP_PROBABILITY = 0.2
+TURN_PAUSE_RANGE_S = (0.3, 0.8)
+EDGE_SILENCE_RANGE_S = (0.4, 0.8)
+SHOT_SILENCE_RANGE_S = (0.1, 0.2)
+SNR_RANGE_DB = (15.0, 20.0)
+MIN_LONG_DURATION_S = 60.0
+TRIM_THRESHOLD_DB = -40.0
+FADE_S = 0.005
+
+
+#: A phrase spoken in one go: (text, keyword label or None) pieces, synthesised separately.
+Unit = list[tuple[str, str | None]]
+
+
+@dataclass(frozen=True)
+class Style:
+    """Speaking style of one turn: speed factor (1 = engine default) and pitch shift."""
+
+    rate: float
+    semitones: float
+
+
+@dataclass
+class Chunk:
+    """A trimmed piece of speech (or a silence, with empty ``text``), with its keyword label
+    (``None`` for other speech) and the voice that spoke it."""
+
+    audio: np.ndarray
+    label: str | None
+    text: str = ""
+    voice: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A spoken chunk of the long recording, in samples (``label`` is None unless it is a
+    keyword occurrence)."""
+
+    label: str | None
+    start: int
+    end: int
+    text: str
+    voice: str
+
+
+class EngineMissingError(SystemExit):
+    """Raised (and shown as a one-line message) when a TTS engine or voice is missing."""
+
+
+def check_engines() -> None:
+    """Exit with a one-line message naming the apt package if an engine or voice is missing."""
+    for program, package in REQUIRED_PROGRAMS.items():
+        if shutil.which(program) is None:
+            raise EngineMissingError(
+                f"make_demo: '{program}' not found; install it with: apt-get install -y {package}"
+            )
+    for voice_id, (folder, package) in FESTIVAL_VOICE_DIRS.items():
+        if not folder.is_dir():
+            raise EngineMissingError(
+                f"make_demo: festival voice '{voice_id}' not found; "
+                f"install it with: apt-get install -y {package}"
+            )
+
+
+def check_texts() -> None:
+    """Fail if a non-keyword text contains a keyword (or a word starting like one)."""
+    texts = CONFUSABLE_SENTENCES + FILLER_SENTENCES + tuple(p for c in CARRIERS for p in c)
+    for _, spoken in KEYWORDS:
+        pattern = re.compile(rf"\b{re.escape(spoken)}", re.IGNORECASE)
+        bad = [t for t in texts if pattern.search(t)]
+        if bad:
+            raise ValueError(f"keyword {spoken!r} occurs in non-keyword text: {bad}")
+
+
+def espeak_command(text: str, voice: Voice, style: Style, wav: Path) -> list[str]:
+    """Command line for espeak-ng (speed in words per minute, pitch 0-99)."""
+    speed = round(175 * style.rate)
+    pitch = int(np.clip(50 + 6 * style.semitones, 0, 99))
+    options = ["-v", voice.voice_id, "-s", str(speed), "-p", str(pitch)]
+    return ["espeak-ng", *options, "-w", str(wav), text]
+
+
+def flite_command(text: str, voice: Voice, style: Style, wav: Path) -> list[str]:
+    """Command line for flite (duration stretch, and target mean F0 where it is honoured)."""
+    cmd = ["flite", "-voice", voice.voice_id, "--setf", f"duration_stretch={1 / style.rate:.3f}"]
+    if voice.base_f0 is not None:
+        f0 = voice.base_f0 * 2 ** (style.semitones / 12)
+        cmd += ["--setf", f"int_f0_target_mean={f0:.1f}"]
+    return cmd + ["-t", text, "-o", str(wav)]
+
+
+def festival_command(text: str, voice: Voice, style: Style, wav: Path) -> list[str]:
+    """Command line for festival's text2wave (text is written next to the output wav)."""
+    txt = wav.with_suffix(".txt")
+    txt.write_text(text + "\n", encoding="utf-8")
+    setup = [f"(voice_{voice.voice_id})"]
+    if voice.voice_id == "cmu_us_slt_arctic_hts":
+        setup.append(
+            "(set! hts_engine_params (append hts_engine_params "
+            f'(list (list "-r" {style.rate:.3f}) (list "-fm" {style.semitones:.2f}))))'
+        )
+    else:
+        f0 = (voice.base_f0 or 105.0) * 2 ** (style.semitones / 12)
+        setup.append(f"(Parameter.set 'Duration_Stretch {1 / style.rate:.3f})")
+        setup.append(
+            f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std 15) "
+            "(model_f0_mean 170) (model_f0_std 34)))"
+        )
+    evals = [arg for expr in setup for arg in ("-eval", expr)]
+    return ["text2wave", *evals, str(txt), "-o", str(wav)]
+
+
+COMMAND_BUILDERS = {
+    "espeak-ng": espeak_command,
+    "flite": flite_command,
+    "festival": festival_command,
+}
+
+
+def synthesize(text: str, voice: Voice, style: Style, tmp_dir: Path) -> np.ndarray:
+    """Synthesise ``text`` and return it as float32 mono audio at :data:`SAMPLE_RATE`."""
+    wav = tmp_dir / "tts.wav"
+    cmd = COMMAND_BUILDERS[voice.engine](text, voice, style, wav)
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not wav.exists():
+        raise RuntimeError(f"{voice.name} failed on {text!r}: {result.stderr.strip()}")
+    audio, rate = sf.read(wav, dtype="float32", always_2d=True)
+    wav.unlink()
+    return resample(audio.mean(axis=1), rate)
+
+
+def resample(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Resample mono audio from ``rate`` to :data:`SAMPLE_RATE`."""
+    if rate == SAMPLE_RATE:
+        return audio
+    g = gcd(rate, SAMPLE_RATE)
+    return resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32)
+
+
+def trim(audio: np.ndarray) -> np.ndarray:
+    """Cut leading/trailing frames quieter than :data:`TRIM_THRESHOLD_DB` re. the loudest frame,
+    then apply short fades so that the chunk starts and ends without a click."""
+    hop = SAMPLE_RATE // 100
+    n_frames = len(audio) // hop
+    frames = audio[: n_frames * hop].reshape(n_frames, hop)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    active = np.flatnonzero(rms > rms.max() * 10 ** (TRIM_THRESHOLD_DB / 20))
+    out = audio[active[0] * hop : (active[-1] + 1) * hop].copy()
+    fade = np.sin(np.linspace(0, np.pi / 2, int(FADE_S * SAMPLE_RATE))) ** 2
+    out[: len(fade)] *= fade
+    out[len(out) - len(fade) :] *= fade[::-1]
+    return out
+
+
+def active_rms(audio: np.ndarray) -> float:
+    """RMS of the 10 ms frames within 30 dB of the loudest one (the voiced part of speech)."""
+    hop = SAMPLE_RATE // 100
+    n_frames = len(audio) // hop
+    rms = np.sqrt(np.mean(audio[: n_frames * hop].reshape(n_frames, hop) ** 2, axis=1))
+    return float(np.sqrt(np.mean(rms[rms > rms.max() * 10 ** (-30 / 20)] ** 2)))
+
+
+def speak(text: str, voice: Voice, style: Style, tmp_dir: Path, gain_db: float) -> np.ndarray:
+    """Synthesise, trim and level ``text`` to an active RMS of ``gain_db`` dBFS."""
+    audio = trim(synthesize(text, voice, style, tmp_dir))
+    return audio * (10 ** (gain_db / 20) / active_rms(audio))
+
+
+def random_style(rng: np.random.Generator, rate_spread: float, pitch_spread: float) -> Style:
+    """Draw a speaking style around the engine defaults."""
+    return Style(
+        rate=float(rng.uniform(1 - rate_spread, 1 + rate_spread)),
+        semitones=float(rng.uniform(-pitch_spread, pitch_spread)),
+    )
+
+
+def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Unit-RMS noise with a 1/f**exponent power spectrum (1: pink, 2: brown)."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    freqs[0] = freqs[1]
+    spectrum *= freqs ** (-exponent / 2)
+    spectrum[freqs < 20] = 0
+    noise = np.fft.irfft(spectrum, n)
+    return noise / np.sqrt(np.mean(noise**2))
+
+
+def mains_hum(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unit-RMS 50 Hz hum with decaying harmonics and a slow amplitude wobble."""
+    t = np.arange(n) / SAMPLE_RATE
+    hum = sum(np.sin(2 * np.pi * 50 * h * t + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 6))
+    hum *= 1 + 0.2 * np.sin(2 * np.pi * 0.07 * t + rng.uniform(0, 2 * np.pi))
+    return hum / np.sqrt(np.mean(hum**2))
+
+
+def room_tone(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unit-RMS low-passed noise whose level drifts slowly (ventilation, distant traffic)."""
+    sos = butter(4, 400, btype="lowpass", fs=SAMPLE_RATE, output="sos")
+    tone = sosfilt(sos, rng.standard_normal(n))
+    control = rng.standard_normal(int(n / SAMPLE_RATE) + 2)
+    envelope = np.interp(np.arange(n) / SAMPLE_RATE, np.arange(len(control)), control)
+    tone *= 10 ** (0.25 * envelope)
+    return tone / np.sqrt(np.mean(tone**2))
+
+
+def background_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unit-RMS mix of pink noise, brown noise, mains hum and room tone."""
+    noise = (
+        1.0 * colored_noise(rng, n, 1.0)
+        + 0.7 * colored_noise(rng, n, 2.0)
+        + 0.25 * mains_hum(rng, n)
+        + 0.6 * room_tone(rng, n)
+    )
+    return (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
+
+
+def plan_units(rng: np.random.Generator) -> list[Unit]:
+    """Plan the long recording as a shuffled list of units; each unit is a list of
+    (text, keyword label or None) pieces spoken back to back by the same voice."""
+    units: list[Unit] = []
+    for label, spoken in KEYWORDS:
+        for _ in range(int(rng.integers(5, 7))):
+            if rng.random() < CARRIER_PROBABILITY:
+                before, after = CARRIERS[rng.integers(len(CARRIERS))]
+                pieces = [(before, None), (spoken, label), (after, None)]
+                units.append([(text, lab) for text, lab in pieces if text])
+            else:
+                units.append([(spoken, label)])
+    fillers = rng.choice(len(FILLER_SENTENCES), size=N_FILLERS, replace=False)
+    sentences = list(CONFUSABLE_SENTENCES) + [FILLER_SENTENCES[i] for i in fillers]
+    units += [[(sentence, None)] for sentence in sentences]
+    order = rng.permutation(len(units))
+    return [units[i] for i in order]
+
+
+def gap(rng: np.random.Generator) -> np.ndarray:
+    """Silence between two chunks: 30-250 ms, or none at all."""
+    if rng.random() < NO_GAP_PROBABILITY:
+        return np.zeros(0, dtype=np.float32)
+    return silence(rng, GAP_RANGE_S)
+
+
+def silence(rng: np.random.Generator, seconds: tuple[float, float]) -> np.ndarray:
+    """Silence of a random length within ``seconds``."""
+    return np.zeros(int(rng.uniform(*seconds) * SAMPLE_RATE), dtype=np.float32)
+
+
+def speak_turns(units: list[Unit], rng: np.random.Generator, tmp_dir: Path) -> list[Chunk]:
+    """Group the units into turns of 2-4 units, each turn by one voice of set B with its own
+    rate, pitch and level, and return the chunks (silences included) in order."""
+    chunks: list[Chunk] = [Chunk(silence(rng, EDGE_SILENCE_RANGE_S), None)]
+    voice_index = int(rng.integers(len(LONG_VOICES)))
+    position = 0
+    while position < len(units):
+        turn = units[position : position + int(rng.integers(2, 5))]
+        position += len(turn)
+        voice_index = (voice_index + int(rng.integers(1, len(LONG_VOICES)))) % len(LONG_VOICES)
+        voice = LONG_VOICES[voice_index]
+        style = random_style(rng, rate_spread=0.12, pitch_spread=2.0)
+        gain_db = float(rng.uniform(-22, -18))
+        pieces = [piece for unit in turn for piece in unit]
+        for text, label in pieces:
+            audio = speak(text, voice, style, tmp_dir, gain_db)
+            chunks.append(Chunk(audio, label, text, voice.name))
+            chunks.append(Chunk(gap(rng), None))
+        chunks.append(Chunk(silence(rng, TURN_PAUSE_RANGE_S), None))
+    chunks[-1] = Chunk(silence(rng, EDGE_SILENCE_RANGE_S), None)
+    return chunks
+
+
+def assemble(chunks: list[Chunk]) -> tuple[np.ndarray, list[Event], np.ndarray]:
+    """Concatenate the chunks; return the speech, the spoken-chunk events (in order) and a
+    speech-sample mask."""
+    events: list[Event] = []
+    start = 0
+    for chunk in chunks:
+        if chunk.text:
+            end = start + len(chunk.audio)
+            events.append(Event(chunk.label, start, end, chunk.text, chunk.voice))
+        start += len(chunk.audio)
+    speech = np.concatenate([c.audio for c in chunks])
+    mask = np.concatenate([np.full(len(c.audio), bool(c.text)) for c in chunks])
+    return speech, events, mask
+
+
+def mix_noise(
+    speech: np.ndarray, mask: np.ndarray, snr_db: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Add background noise at ``snr_db`` re. the speech RMS and normalise the peak."""
+    speech_rms = np.sqrt(np.mean(speech[mask] ** 2))
+    noise = background_noise(rng, len(speech)) * speech_rms / 10 ** (snr_db / 20)
+    return normalise(speech + noise)
+
+
+def normalise(audio: np.ndarray) -> np.ndarray:
+    """Scale to a peak of :data:`PEAK_LEVEL`."""
+    return (audio * (PEAK_LEVEL / np.max(np.abs(audio)))).astype(np.float32)
+
+
+def make_shot(text: str, voice: Voice, rng: np.random.Generator, tmp_dir: Path) -> np.ndarray:
+    """One enrolment shot: the trimmed word, 0.1-0.2 s of silence each side, and a very
+    light pink-noise floor (about 50 dB below the speech)."""
+    style = random_style(rng, rate_spread=0.06, pitch_spread=1.0)
+    word = speak(text, voice, style, tmp_dir, gain_db=-20.0)
+    padded = np.concatenate(
+        [silence(rng, SHOT_SILENCE_RANGE_S), word, silence(rng, SHOT_SILENCE_RANGE_S)]
+    )
+    floor = colored_noise(rng, len(padded), 1.0) * 10 ** ((-20.0 - 50.0) / 20)
+    return normalise(padded + floor)
+
+
+def write_shots(out_dir: Path, rng: np.random.Generator, tmp_dir: Path) -> list[Path]:
+    """Write ``SHOTS_PER_KEYWORD`` shots per keyword; shot ``k`` uses ``SHOT_VOICES[k-1]``."""
+    paths = []
+    for label, spoken in KEYWORDS:
+        folder = out_dir / "shots" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, voice in enumerate(SHOT_VOICES[:SHOTS_PER_KEYWORD], start=1):
+            path = folder / f"{label}_{k}.wav"
+            sf.write(path, make_shot(spoken, voice, rng, tmp_dir), SAMPLE_RATE, subtype="PCM_16")
+            paths.append(path)
+    return paths
+
+
+def format_seconds(sample: int) -> str:
+    """A sample index as seconds with 3 decimals."""
+    return f"{sample / SAMPLE_RATE:.3f}"
+
+
+def write_reference(path: Path, filename: str, keywords: list[Event]) -> None:
+    """Write the keyword events as ``filename,onset,offset,event_label`` sorted by onset
+    (labels with spaces, e.g. ``good morning``; folder names use ``_`` instead)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["filename", "onset", "offset", "event_label"])
+        for event in sorted(keywords, key=lambda e: e.start):
+            writer.writerow(
+                [
+                    filename,
+                    format_seconds(event.start),
+                    format_seconds(event.end),
+                    event.label.replace("_", " "),
+                ]
+            )
+
+
+def write_transcript(path: Path, events: list[Event]) -> None:
+    """Write every spoken chunk as ``onset,offset,voice,text,event_label`` (empty label for
+    other speech), so that false alarms on near-words can be traced."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["onset", "offset", "voice", "text", "event_label"])
+        for e in events:
+            writer.writerow(
+                [format_seconds(e.start), format_seconds(e.end), e.voice, e.text, e.label or ""]
+            )
+
+
+def check_long(audio: np.ndarray, keywords: list[Event], mask: np.ndarray) -> list[str]:
+    """Sanity checks on the long recording; return summary lines, raise on a failed check."""
+    duration = len(audio) / SAMPLE_RATE
+    ordered = sorted(keywords, key=lambda e: e.start)
+    if duration < MIN_LONG_DURATION_S:
+        raise AssertionError(f"long recording too short: {duration:.1f} s")
+    if any(e.start < 0 or e.end > len(audio) or e.end <= e.start for e in ordered):
+        raise AssertionError("a reference event lies outside the recording")
+    if any(a.end > b.start for a, b in zip(ordered, ordered[1:], strict=False)):
+        raise AssertionError("two reference events overlap")
+    peak = float(np.max(np.abs(audio)))
+    if peak > 0.99:
+        raise AssertionError(f"long recording clips (peak {peak:.3f})")
+    keyword_mask = np.zeros(len(audio), dtype=bool)
+    for event in ordered:
+        keyword_mask[event.start : event.end] = True
+    kw_db = 20 * np.log10(np.sqrt(np.mean(audio[keyword_mask] ** 2)))
+    gap_db = 20 * np.log10(np.sqrt(np.mean(audio[~mask] ** 2)))
+    counts = {label: sum(e.label == label for e in ordered) for label, _ in KEYWORDS}
+    return [
+        f"{duration:.1f} s, peak {peak:.2f}, keyword RMS {kw_db:.1f} dBFS, "
+        f"gap (noise-only) RMS {gap_db:.1f} dBFS",
+        "occurrences: " + ", ".join(f"{label}={n}" for label, n in counts.items()),
+    ]
+
+
+def check_shots(paths: list[Path]) -> list[str]:
+    """Sanity checks on the shots; return summary lines, raise on a failed check."""
+    durations = []
+    for path in paths:
+        audio, rate = sf.read(path, dtype="float32")
+        if rate != SAMPLE_RATE or audio.ndim != 1 or np.max(np.abs(audio)) > 0.99:
+            raise AssertionError(f"bad shot {path}")
+        durations.append(len(audio) / rate)
+    return [
+        f"shots: {len(paths)} files, {min(durations):.2f}-{max(durations):.2f} s each, "
+        f"{len(KEYWORDS)} keywords x {SHOTS_PER_KEYWORD}"
+    ]
+
+
+def make_recording(
+    out_dir: Path, name: str, rng: np.random.Generator, tmp_dir: Path
+) -> list[str]:
+    """Synthesise one long recording ``<name>.flac`` with ``<name>.csv`` (reference) and
+    ``<name>_transcript.csv``; return the summary lines."""
+    chunks = speak_turns(plan_units(rng), rng, tmp_dir)
+    speech, events, mask = assemble(chunks)
+    keywords = [e for e in events if e.label is not None]
+    snr_db = float(rng.uniform(*SNR_RANGE_DB))
+    audio = mix_noise(speech, mask, snr_db, rng)
+    summary = [f"{name}: " + line for line in check_long(audio, keywords, mask)]
+    sf.write(out_dir / f"{name}.flac", audio, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
+    write_reference(out_dir / f"{name}.csv", f"{name}.flac", keywords)
+    write_transcript(out_dir / f"{name}_transcript.csv", events)
+    return summary + [f"{name}: SNR {snr_db:.1f} dB"]
+
+
+def make_demo(out_dir: Path, seed: int = 0) -> None:
+    """Generate the shots, a validation recording (for tuning the threshold) and the long test
+    recording, each with its reference, under ``out_dir``."""
+    check_engines()
+    check_texts()
+    rng = np.random.default_rng(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kwsos_demo_") as tmp:
+        tmp_dir = Path(tmp)
+        shot_paths = write_shots(out_dir, rng, tmp_dir)
+        summary = check_shots(shot_paths)
+        for name in ("long", "validation"):
+            summary += make_recording(out_dir, name, rng, tmp_dir)
+    print("\n".join(summary + [f"written to {out_dir}"]))
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("kwsos/data/demo"), help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    args = parser.parse_args()
+    make_demo(args.out, args.seed)
+
+
+if __name__ == "__main__":
+    main()

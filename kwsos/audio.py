@@ -1,0 +1,288 @@
+"""Audio input: load any file soundfile reads, as 16 kHz mono, high-passed and peak-normalised.
+
+The frontend follows Diss. 6.3.4 / the TACos paper (Sec. 2.1): convert to a single channel,
+normalise the amplitude by the maximum absolute value, resample to 16 kHz and high-pass filter
+at 50 Hz.
+
+Two entry points share one code path:
+
+* :func:`load_audio` returns a whole (short) file, e.g. an enrollment shot;
+* :func:`stream_audio` yields a long recording block by block, so memory does not grow with the
+  recording's duration. :func:`load_audio` is ``np.concatenate(list(stream_audio(...)))``.
+
+Streaming details (why the blocks equal the whole-file result):
+
+* the peak used for normalisation is found in a first, cheap pass over the raw samples;
+* resampling (torchaudio's windowed-sinc ``resample``) is applied to blocks whose start is a
+  multiple of ``orig_rate / gcd`` input samples, with a margin on both sides that is cut from
+  the output, so every output sample sees the same input neighbourhood as in one pass;
+* the 50 Hz high-pass is torchaudio's ``highpass_biquad`` filter (same RBJ biquad
+  coefficients) run through :func:`scipy.signal.lfilter` so that the filter state is carried
+  from block to block (torchaudio's filter restarts from zero state on every call).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import lfilter
+
+from kwsos.errors import KwsosError
+
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioError",
+    "AudioInfo",
+    "audio_info",
+    "highpass_coefficients",
+    "load_audio",
+    "stream_audio",
+    "trim_silence",
+    "write_audio",
+]
+
+SAMPLE_RATE = 16000
+HIGHPASS_HZ = 50.0
+#: Peak below this (after mono conversion) counts as an all-silent recording.
+SILENCE_PEAK = 1e-5
+_RESAMPLE_MARGIN_PERIODS = 64  # margin in units of orig_rate/gcd input samples; >> sinc width
+
+
+class AudioError(KwsosError):
+    """A user-facing problem with an audio file (missing, unreadable, empty, silent...)."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Basic facts about an audio file, read from its header."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read the header of ``path``; raise :class:`AudioError` if missing, unreadable or empty."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise AudioError(f"expected an audio file, got a directory: {path}")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        raise AudioError(f"cannot read audio file {path}: {_one_line(exc)}") from None
+    if info.frames <= 0:
+        raise AudioError(f"audio file is empty (0 samples): {path}")
+    return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def highpass_coefficients(
+    cutoff_hz: float, sample_rate: int, q: float = 0.707
+) -> tuple[np.ndarray, np.ndarray]:
+    """Biquad high-pass coefficients ``(b, a)``, identical to ``torchaudio.functional.highpass_biquad``."""
+    w0 = 2.0 * math.pi * cutoff_hz / sample_rate
+    alpha = math.sin(w0) / 2.0 / q
+    b = np.array([(1 + math.cos(w0)) / 2, -1 - math.cos(w0), (1 + math.cos(w0)) / 2])
+    a = np.array([1 + alpha, -2 * math.cos(w0), 1 - alpha])
+    return b / a[0], a / a[0]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _raw_blocks(path: Path, block_frames: int) -> Iterator[np.ndarray]:
+    """Mono float64 blocks of the raw file (original rate)."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(block_frames, dtype="float64", always_2d=True)
+                if block.shape[0] == 0:
+                    return
+                yield block.mean(axis=1)
+    except AudioError:
+        raise
+    except Exception as exc:
+        raise AudioError(f"cannot decode audio file {path}: {_one_line(exc)}") from None
+
+
+def _peak(path: Path, block_frames: int) -> float:
+    peak = 0.0
+    for block in _raw_blocks(path, block_frames):
+        if not np.all(np.isfinite(block)):
+            raise AudioError(f"audio file contains NaN or infinite samples: {path}")
+        peak = max(peak, float(np.max(np.abs(block))))
+    return peak
+
+
+class _BlockResampler:
+    """Exact block-wise resampling with torchaudio's sinc kernel (see module docstring)."""
+
+    def __init__(self, orig_rate: int, new_rate: int) -> None:
+        g = math.gcd(orig_rate, new_rate)
+        self.orig, self.new = orig_rate, new_rate
+        self.in_period, self.out_period = orig_rate // g, new_rate // g
+        self.margin = _RESAMPLE_MARGIN_PERIODS * self.in_period
+        self.buffer = np.zeros(0)  # input not yet turned into output, plus left margin
+        self.consumed = 0  # input samples (absolute index) represented by buffer[0]
+        self.left = 0  # samples of left margin at the start of buffer
+
+    def _resample(self, x: np.ndarray) -> np.ndarray:
+        import torch
+        import torchaudio.functional as AF
+
+        y = AF.resample(torch.from_numpy(x), self.orig, self.new)
+        return y.numpy()
+
+    def push(self, x: np.ndarray, final: bool = False) -> np.ndarray:
+        if self.orig == self.new:
+            return x
+        self.buffer = np.concatenate([self.buffer, x])
+        if final:
+            y = self._resample(self.buffer)
+            out_left = self.left // self.in_period * self.out_period
+            return y[out_left:]
+        # emit whole periods whose right margin is available
+        usable = len(self.buffer) - self.left - self.margin
+        n_periods = usable // self.in_period
+        if n_periods <= 0:
+            return np.zeros(0)
+        emit_in = n_periods * self.in_period
+        y = self._resample(self.buffer[: self.left + emit_in + self.margin])
+        out_left = self.left // self.in_period * self.out_period
+        out = y[out_left : out_left + n_periods * self.out_period]
+        # keep a left margin for the next block
+        keep_from = max(0, self.left + emit_in - self.margin)
+        keep_from -= keep_from % self.in_period
+        self.left = self.left + emit_in - keep_from
+        self.buffer = self.buffer[keep_from:]
+        return out
+
+
+def stream_audio(
+    path: str | Path,
+    *,
+    block_s: float = 30.0,
+    sample_rate: int = SAMPLE_RATE,
+    highpass_hz: float | None = HIGHPASS_HZ,
+    normalize: bool = True,
+) -> Iterator[np.ndarray]:
+    """Yield a recording as consecutive float32 blocks at ``sample_rate`` Hz, mono.
+
+    Parameters
+    ----------
+    path
+        Any file soundfile reads (wav, flac, ogg, mp3, ...), any rate and channel count.
+    block_s
+        Approximate duration of each block in seconds (of the input).
+    sample_rate
+        Output rate (16 kHz for every kwsos model).
+    highpass_hz
+        Cut-off of the high-pass biquad (Diss. 6.3.4: 50 Hz); ``None`` disables it.
+    normalize
+        Divide by the maximum absolute value of the mono signal (before resampling).
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable, empty or silent file.
+    """
+    info = audio_info(path)
+    block_frames = max(1, int(block_s * info.sample_rate))
+    peak = _peak(info.path, block_frames)
+    if peak <= SILENCE_PEAK:
+        raise AudioError(f"audio file is silent (peak amplitude {peak:.2g}): {info.path}")
+    scale = 1.0 / peak if normalize else 1.0
+    resampler = _BlockResampler(info.sample_rate, sample_rate)
+    if highpass_hz is not None:
+        b, a = highpass_coefficients(highpass_hz, sample_rate)
+        zi = np.zeros(2)
+
+    def finish(y: np.ndarray) -> np.ndarray:
+        nonlocal zi
+        if highpass_hz is not None and len(y):
+            y, zi = lfilter(b, a, y, zi=zi)
+        return y.astype(np.float32)
+
+    pending: np.ndarray | None = None
+    for block in _raw_blocks(info.path, block_frames):
+        if pending is not None:
+            y = resampler.push(pending * scale)
+            if len(y):
+                yield finish(y)
+        pending = block
+    if pending is not None:
+        y = resampler.push(pending * scale, final=True)
+        if len(y):
+            yield finish(y)
+
+
+def load_audio(
+    path: str | Path,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    highpass_hz: float | None = HIGHPASS_HZ,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Whole file as a float32 array ``(n_samples,)`` at ``sample_rate`` Hz (see :func:`stream_audio`)."""
+    blocks = list(
+        stream_audio(path, sample_rate=sample_rate, highpass_hz=highpass_hz, normalize=normalize)
+    )
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+
+def trim_silence(
+    wave: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    top_db: float = 35.0,
+    frame_s: float = 0.025,
+    hop_s: float = 0.010,
+    margin_s: float = 0.02,
+) -> np.ndarray:
+    """Cut leading and trailing low-energy parts from an isolated keyword recording.
+
+    A frame is active when its RMS is within ``top_db`` of the loudest frame; the result spans
+    the first to the last active frame plus ``margin_s`` on both sides. Enrollment shots need
+    this: a DTW template that starts or ends with silence would only match keywords that are
+    surrounded by silence, which is rare in running speech.
+
+    Parameters
+    ----------
+    wave
+        ``(n_samples,)`` mono signal.
+    """
+    frame = max(1, int(frame_s * sample_rate))
+    hop = max(1, int(hop_s * sample_rate))
+    if len(wave) <= frame:
+        return wave
+    n_frames = 1 + (len(wave) - frame) // hop
+    idx = np.arange(frame)[None, :] + hop * np.arange(n_frames)[:, None]
+    rms = np.sqrt(np.mean(np.square(wave[idx].astype(np.float64)), axis=1) + 1e-20)
+    db = 20 * np.log10(rms / rms.max())
+    active = np.flatnonzero(db > -top_db)
+    margin = int(margin_s * sample_rate)
+    start = max(0, active[0] * hop - margin)
+    stop = min(len(wave), active[-1] * hop + frame + margin)
+    return wave[start:stop]
+
+
+def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write ``wave`` as 32-bit float WAV, atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sf.write(
+        str(tmp), np.asarray(wave, dtype=np.float32), sample_rate, format="WAV", subtype="FLOAT"
+    )
+    tmp.replace(path)

@@ -1,0 +1,873 @@
+"""Subsequence DTW keyword detector (Diss. 6.3.6).
+
+A keyword template (the query, one enrolled shot) ``Q`` of shape ``(m, D)`` is aligned with every
+sub-sequence of a recording ``X`` of shape ``(n, D)``.
+
+Exact semantics
+---------------
+* Cost ``C[i, j] = 1 - cos(Q_i, X_j)``, computed in float32 as one matrix product of L2-normalised
+  rows (a zero row keeps norm 1, so its cosine with anything is 0 and its cost 1).
+* Steps ``(di, dj)`` advance ``di`` template rows and ``dj`` recording columns; both must be
+  >= 1. The default is ``((1, 1), (1, 2), (2, 1))`` (Diss. 6.3.6); any subset may be passed.
+* Free start: ``D[0, j] = C[0, j]``, ``L[0, j] = 1``, ``S[0, j] = j`` for every column ``j``.
+* For ``i >= 1``: every step ``(di, dj)``, in the given order, with ``i - di >= 0`` and
+  ``j - dj >= 0`` proposes the predecessor ``p = (i - di, j - dj)`` with the normalised value
+  ``(D[p] + C[i, j]) / (L[p] + 1)``. The candidate with the smallest value wins (strict ``<``, so
+  on ties the earlier step in the list wins) and ``D[i, j] = D[p] + C[i, j]``,
+  ``L[i, j] = L[p] + 1``, ``S[i, j] = S[p]``. Where no predecessor exists, or all are
+  unreachable, ``D = inf``, ``L = 0``, ``S = -1``. This is the length-normalised greedy selection
+  of Anguera & Ferrarons (2013), "memory-efficient subsequence DTW"; ``L`` counts the cells on the
+  path.
+* Free end: for end column ``j`` the normalised cost is ``D[m-1, j] / L[m-1, j]`` and the start
+  column ``S[m-1, j]``; ``inf`` and ``-1`` where no path reaches ``(m - 1, j)``.
+* Accumulation is in float64 (the float32 cost is widened cell by cell).
+* Memory: the kernels keep, per template, only the rows ``i - 1 ... i - max(di)`` of the block
+  being processed plus the last ``max(dj)`` columns of every row of the previous block
+  (never an ``(m, n)`` accumulated matrix, never a backtrace). Because that carried column state
+  is exactly what the recursion needs, processing a recording block by block gives the same
+  accumulated values as processing it in one piece; only the BLAS cost product may round
+  differently for different block shapes.
+
+Detection (Diss. 6.3.6)
+-----------------------
+1. Per template ``k`` and end column ``j``: normalised cost and start as above.
+2. Per keyword, at each column, the best (lowest cost) of its templates (ties: lowest template
+   index).
+3. Candidates are local minima of each keyword curve ``c``: ``c[j] < c[j-1]`` (or ``j`` is the
+   first column) and ``c[j] <= c[j+1]`` (or ``j`` is the last column), ``c[j]`` finite and
+   ``<= max_cost``.
+4. Post-processing: keep ``cost <= threshold``; in order of increasing cost (ties: earlier start,
+   then lower keyword index) each candidate keeps the longest contiguous part of
+   ``[start, end]`` not occupied by detections kept before it (ties: the earlier part), which
+   then becomes occupied; candidates with nothing left are dropped. Afterwards detections with
+   ``end - start + 1 < min_duration_ratio * m_template`` are dropped (the frames they occupied
+   are not released). Frame indices are inclusive.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "CANDIDATE_DTYPE",
+    "DEFAULT_STEPS",
+    "SubsequenceDTWDetector",
+    "cosine_cost",
+    "dba_template",
+    "max_span",
+    "subsequence_dtw",
+]
+
+logger = logging.getLogger(__name__)
+
+Steps = Sequence[tuple[int, int]]
+Hook = Callable[..., None]
+
+DEFAULT_STEPS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 1))
+
+#: dtype of the candidate / detection arrays; ``start`` and ``end`` are inclusive frame indices.
+CANDIDATE_DTYPE = np.dtype(
+    [
+        ("keyword", np.int64),
+        ("start", np.int64),
+        ("end", np.int64),
+        ("cost", np.float64),
+        ("template", np.int64),
+    ]
+)
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------------
+# The row kernels below update one template row: ``c`` is the local cost (float64) of the row,
+# ``cd, cl, cs`` the new row's D, L, S and ``pXd, pXl, pXs`` the predecessor row of step X,
+# shifted so that index j is the predecessor of column j. Unreachable cells hold
+# (inf, 0, -1). Candidates are listed in step order; the strict < keeps the earliest on ties.
+# One, two and three candidates are unrolled (branch-free selects; several times faster than a
+# loop over the steps), more use the generic loop.
+@njit(cache=True)
+def _row1(c, cd, cl, cs, p0d, p0l, p0s):
+    for j in range(c.shape[0]):
+        prev = p0d[j]
+        cd[j] = prev + c[j]
+        cl[j] = (p0l[j] + 1) if prev < np.inf else 0
+        cs[j] = p0s[j]
+
+
+@njit(cache=True)
+def _row2(c, cd, cl, cs, p0d, p0l, p0s, p1d, p1l, p1s):
+    for j in range(c.shape[0]):
+        cj = c[j]
+        bd = p0d[j] + cj
+        bl = p0l[j] + 1
+        bs = p0s[j]
+        best = bd / bl
+        d = p1d[j] + cj
+        ln = p1l[j] + 1
+        v = d / ln
+        if v < best:
+            best, bd, bl, bs = v, d, ln, p1s[j]
+        if best < np.inf:
+            cd[j], cl[j], cs[j] = bd, bl, bs
+        else:
+            cd[j], cl[j], cs[j] = np.inf, 0, -1
+
+
+@njit(cache=True)
+def _row3(c, cd, cl, cs, p0d, p0l, p0s, p1d, p1l, p1s, p2d, p2l, p2s):
+    for j in range(c.shape[0]):
+        cj = c[j]
+        bd = p0d[j] + cj
+        bl = p0l[j] + 1
+        bs = p0s[j]
+        best = bd / bl
+        d = p1d[j] + cj
+        ln = p1l[j] + 1
+        v = d / ln
+        if v < best:
+            best, bd, bl, bs = v, d, ln, p1s[j]
+        d = p2d[j] + cj
+        ln = p2l[j] + 1
+        v = d / ln
+        if v < best:
+            best, bd, bl, bs = v, d, ln, p2s[j]
+        if best < np.inf:
+            cd[j], cl[j], cs[j] = bd, bl, bs
+        else:
+            cd[j], cl[j], cs[j] = np.inf, 0, -1
+
+
+@njit(cache=True)
+def _row_any(c, cd, cl, cs, ring_d, ring_l, ring_s, prow, pcol, n_valid):
+    for j in range(c.shape[0]):
+        best = np.inf
+        bd = np.inf
+        bl = 0
+        bs = -1
+        for s in range(n_valid):
+            r = prow[s]
+            q = pcol[s] + j
+            d = ring_d[r, q] + c[j]
+            ln = ring_l[r, q] + 1
+            v = d / ln
+            if v < best:
+                best, bd, bl, bs = v, d, ln, ring_s[r, q]
+        cd[j], cl[j], cs[j] = bd, bl, bs
+
+
+@njit(cache=True)
+def _sdtw_one_template(
+    cost, r0, m, steps_di, steps_dj, n_ring, state_d, state_l, state_s, col0, negate,
+    out_norm, out_start, out_acc, out_len, k,
+):  # fmt: skip
+    """Advance the subsequence DTW of template ``k`` (cost rows ``r0:r0+m``) by one block.
+
+    With ``negate`` the array holds similarities and the cost is ``1 - cost`` (in the array's
+    precision, as :func:`cosine_cost` computes it).
+    """
+    nb = cost.shape[1]
+    n_prev = state_d.shape[1]
+    n_steps = steps_di.shape[0]
+    width = n_prev + nb
+    one = cost.dtype.type(1.0)
+    # Ring of the last max(di) + 1 rows, each prefixed by the n_prev carried columns of that
+    # row from the previous block.
+    ring_d = np.empty((n_ring, width), dtype=np.float64)
+    ring_l = np.empty((n_ring, width), dtype=np.int64)
+    ring_s = np.empty((n_ring, width), dtype=np.int64)
+    c = np.empty(nb, dtype=np.float64)
+    prow = np.empty(n_steps, dtype=np.int64)
+    pcol = np.empty(n_steps, dtype=np.int64)
+    for i in range(m):
+        ri = i % n_ring
+        for q in range(n_prev):
+            ring_d[ri, q] = state_d[r0 + i, q]
+            ring_l[ri, q] = state_l[r0 + i, q]
+            ring_s[ri, q] = state_s[r0 + i, q]
+        if negate:
+            for j in range(nb):
+                c[j] = np.float64(one - cost[r0 + i, j])
+        else:
+            for j in range(nb):
+                c[j] = np.float64(cost[r0 + i, j])
+        cd = ring_d[ri, n_prev:]
+        cl = ring_l[ri, n_prev:]
+        cs = ring_s[ri, n_prev:]
+        n_valid = 0
+        if i > 0:
+            for s in range(n_steps):
+                if steps_di[s] <= i:
+                    prow[n_valid] = (i - steps_di[s]) % n_ring
+                    pcol[n_valid] = n_prev - steps_dj[s]
+                    n_valid += 1
+        if i == 0:
+            for j in range(nb):
+                cd[j] = c[j]
+                cl[j] = 1
+                cs[j] = col0 + j
+        elif n_valid == 0:
+            cd[:] = np.inf
+            cl[:] = 0
+            cs[:] = -1
+        elif n_valid == 1:
+            a0, b0 = prow[0], pcol[0]
+            _row1(c, cd, cl, cs, ring_d[a0, b0:], ring_l[a0, b0:], ring_s[a0, b0:])
+        elif n_valid == 2:
+            a0, b0, a1, b1 = prow[0], pcol[0], prow[1], pcol[1]
+            _row2(
+                c, cd, cl, cs,
+                ring_d[a0, b0:], ring_l[a0, b0:], ring_s[a0, b0:],
+                ring_d[a1, b1:], ring_l[a1, b1:], ring_s[a1, b1:],
+            )  # fmt: skip
+        elif n_valid == 3:
+            a0, b0, a1, b1, a2, b2 = prow[0], pcol[0], prow[1], pcol[1], prow[2], pcol[2]
+            _row3(
+                c, cd, cl, cs,
+                ring_d[a0, b0:], ring_l[a0, b0:], ring_s[a0, b0:],
+                ring_d[a1, b1:], ring_l[a1, b1:], ring_s[a1, b1:],
+                ring_d[a2, b2:], ring_l[a2, b2:], ring_s[a2, b2:],
+            )  # fmt: skip
+        else:
+            _row_any(c, cd, cl, cs, ring_d, ring_l, ring_s, prow, pcol, n_valid)
+        for q in range(n_prev):
+            state_d[r0 + i, q] = ring_d[ri, nb + q]
+            state_l[r0 + i, q] = ring_l[ri, nb + q]
+            state_s[r0 + i, q] = ring_s[ri, nb + q]
+    last = (m - 1) % n_ring
+    for j in range(nb):
+        acc = ring_d[last, n_prev + j]
+        length = ring_l[last, n_prev + j]
+        out_acc[k, j] = acc
+        out_len[k, j] = length
+        out_start[k, j] = ring_s[last, n_prev + j]
+        if length > 0 and acc < np.inf:
+            out_norm[k, j] = acc / length
+        else:
+            out_norm[k, j] = np.inf
+
+
+@njit(cache=True, parallel=True)
+def _sdtw_block_parallel(
+    cost, offsets, steps_di, steps_dj, state_d, state_l, state_s, col0, negate,
+    out_norm, out_start, out_acc, out_len,
+):  # fmt: skip
+    """Advance all stacked templates by one block of columns, in parallel over templates.
+
+    cost : (sum m_k, nb) float32/float64, rows of template k are offsets[k]:offsets[k+1];
+        similarities instead of costs when ``negate``.
+    state_* : (sum m_k, P) last P = max(dj) columns of D, L, S before this block (updated).
+    col0 : global index of the first column of the block (for the free start).
+    out_* : (K, nb) results for the last template row.
+    """
+    n_ring = steps_di.max() + 1
+    for k in prange(offsets.shape[0] - 1):
+        _sdtw_one_template(
+            cost, offsets[k], offsets[k + 1] - offsets[k], steps_di, steps_dj, n_ring,
+            state_d, state_l, state_s, col0, negate, out_norm, out_start, out_acc, out_len, k,
+        )  # fmt: skip
+
+
+@njit(cache=True)
+def _sdtw_block_serial(
+    cost, offsets, steps_di, steps_dj, state_d, state_l, state_s, col0, negate,
+    out_norm, out_start, out_acc, out_len,
+):  # fmt: skip
+    """Same as :func:`_sdtw_block_parallel` on one thread (no thread-pool wake-up cost)."""
+    n_ring = steps_di.max() + 1
+    for k in range(offsets.shape[0] - 1):
+        _sdtw_one_template(
+            cost, offsets[k], offsets[k + 1] - offsets[k], steps_di, steps_dj, n_ring,
+            state_d, state_l, state_s, col0, negate, out_norm, out_start, out_acc, out_len, k,
+        )  # fmt: skip
+
+
+# Below this many DTW cells per block, waking the thread pool costs more than it saves.
+_PARALLEL_MIN_CELLS = 200_000
+
+
+def _sdtw_block(cost: np.ndarray, offsets: np.ndarray, *args) -> None:
+    n_templates = offsets.shape[0] - 1
+    if n_templates > 1 and cost.shape[0] * cost.shape[1] >= _PARALLEL_MIN_CELLS:
+        _sdtw_block_parallel(cost, offsets, *args)
+    else:
+        _sdtw_block_serial(cost, offsets, *args)
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+def _check_steps(steps: Steps) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        pairs = [(int(di), int(dj)) for di, dj in steps]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"steps must be a sequence of (di, dj) integer pairs, got {steps!r}") from exc
+    if not pairs:
+        raise ValueError("steps must contain at least one (di, dj) pair")
+    if any(di < 1 or dj < 1 for di, dj in pairs):
+        raise ValueError(f"every step (di, dj) needs di >= 1 and dj >= 1, got {pairs}")
+    if len(set(pairs)) != len(pairs):
+        raise ValueError(f"steps contain duplicates: {pairs}")
+    return (
+        np.array([p[0] for p in pairs], dtype=np.int64),
+        np.array([p[1] for p in pairs], dtype=np.int64),
+    )
+
+
+def _check_2d(x: np.ndarray, name: str, *, allow_empty: bool = False) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_frames, n_dims), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise ValueError(f"{name} must be real-valued, got dtype {x.dtype}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} has no feature dimensions (shape {x.shape})")
+    if x.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty (shape {x.shape})")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (a zero row stays zero), returned as C-contiguous float32."""
+    x64 = np.asarray(x, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", x64, x64))
+    norms[norms == 0.0] = 1.0
+    return np.ascontiguousarray(x64 / norms[:, None], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# pure functions
+# --------------------------------------------------------------------------------------------
+def cosine_cost(template: np.ndarray, recording: np.ndarray) -> np.ndarray:
+    """Pairwise cosine distance between template frames and recording frames (Diss. 6.3.6).
+
+    Parameters
+    ----------
+    template : ndarray, shape (m, D)
+        Query frames (rows of the cost matrix); ``m >= 1``.
+    recording : ndarray, shape (n, D)
+        Recording frames (columns of the cost matrix); ``n`` may be 0.
+
+    Returns
+    -------
+    ndarray, shape (m, n), float32
+        ``1 - cos(template_i, recording_j)``, in [0, 2] up to float32 rounding. A zero frame has
+        cosine 0 with everything (cost 1).
+    """
+    template = _check_2d(template, "template")
+    recording = _check_2d(recording, "recording", allow_empty=True)
+    if template.shape[1] != recording.shape[1]:
+        raise ValueError(
+            f"template and recording differ in feature dimension: "
+            f"{template.shape[1]} != {recording.shape[1]}"
+        )
+    sim = _l2_normalise(template) @ _l2_normalise(recording).T
+    np.subtract(np.float32(1.0), sim, out=sim)
+    return sim
+
+
+def max_span(template_frames: int, steps: Steps = DEFAULT_STEPS) -> int:
+    """Largest number of recording columns one path through a template can cover.
+
+    Parameters
+    ----------
+    template_frames : int
+        Number of template rows ``m >= 1``.
+    steps : sequence of (di, dj)
+        Step sizes.
+
+    Returns
+    -------
+    int
+        ``1 + max sum(dj)`` over step sequences with ``sum(di) == m - 1``; e.g. ``2 * (m - 1) + 1``
+        with the default steps, ``m`` with ``((1, 1),)``. 0 if no path reaches the last row
+        (e.g. ``m = 2`` with only ``(2, 1)``).
+    """
+    di_arr, dj_arr = _check_steps(steps)
+    m = int(template_frames)
+    if m < 1:
+        raise ValueError(f"template_frames must be >= 1, got {template_frames}")
+    best = np.full(m, -1, dtype=np.int64)
+    best[0] = 0
+    for r in range(1, m):
+        for di, dj in zip(di_arr.tolist(), dj_arr.tolist(), strict=True):
+            if di <= r and best[r - di] >= 0:
+                best[r] = max(best[r], best[r - di] + dj)
+    return int(best[m - 1] + 1) if best[m - 1] >= 0 else 0
+
+
+def subsequence_dtw(
+    cost: np.ndarray, *, steps: Steps = DEFAULT_STEPS, return_acc: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Length-normalised subsequence DTW with free start and end (Diss. 6.3.6).
+
+    See the module docstring for the exact recursion.
+
+    Parameters
+    ----------
+    cost : ndarray, shape (m, n)
+        Local cost, template rows by recording columns; float32 or float64 (other real dtypes
+        are converted to float64). Must be finite, ``m >= 1``.
+    steps : sequence of (di, dj)
+        Allowed steps, in tie-breaking order (earlier wins).
+    return_acc : bool
+        Also return the accumulated cost and path length of the last template row.
+
+    Returns
+    -------
+    norm_cost : ndarray, shape (n,), float64
+        ``D[m-1, j] / L[m-1, j]``; ``inf`` where no path ends in column ``j``.
+    start : ndarray, shape (n,), int64
+        First recording column of the best path ending in ``j``; -1 where none.
+    acc : ndarray, shape (n,), float64
+        Only with ``return_acc``: ``D[m-1, :]`` (``inf`` where unreachable).
+    length : ndarray, shape (n,), int64
+        Only with ``return_acc``: ``L[m-1, :]``, number of cells on the path (0 where unreachable).
+    """
+    cost = np.asarray(cost)
+    if cost.ndim != 2:
+        raise ValueError(f"cost must be 2-D (template_frames, recording_frames), got {cost.shape}")
+    if cost.shape[0] == 0:
+        raise ValueError("cost has no template rows")
+    if cost.dtype not in (np.float32, np.float64):
+        if not np.issubdtype(cost.dtype, np.number) or np.iscomplexobj(cost):
+            raise ValueError(f"cost must be real-valued, got dtype {cost.dtype}")
+        cost = cost.astype(np.float64)
+    if not np.isfinite(cost).all():
+        raise ValueError("cost contains NaN or inf")
+    di_arr, dj_arr = _check_steps(steps)
+    m, n = cost.shape
+    n_prev = int(dj_arr.max())
+    state_d = np.full((m, n_prev), np.inf)
+    state_l = np.zeros((m, n_prev), dtype=np.int64)
+    state_s = np.full((m, n_prev), -1, dtype=np.int64)
+    norm = np.empty((1, n))
+    start = np.empty((1, n), dtype=np.int64)
+    acc = np.empty((1, n))
+    length = np.empty((1, n), dtype=np.int64)
+    _sdtw_block(
+        np.ascontiguousarray(cost),
+        np.array([0, m], dtype=np.int64),
+        di_arr,
+        dj_arr,
+        state_d,
+        state_l,
+        state_s,
+        0,
+        False,
+        norm,
+        start,
+        acc,
+        length,
+    )
+    if return_acc:
+        return norm[0], start[0], acc[0], length[0]
+    return norm[0], start[0]
+
+
+def dba_template(
+    templates: Sequence[np.ndarray], *, max_iter: int = 30, seed: int = 0
+) -> np.ndarray:
+    """DTW barycenter average (DBA) of several shots of one keyword (Diss. 6.3.6).
+
+    The paper found DBA templates worse than the individual shots; this is provided for
+    comparison. Frames are L2-normalised first so that tslearn's squared Euclidean cost is twice
+    the cosine distance used by the detector.
+
+    Parameters
+    ----------
+    templates : sequence of ndarray, each (m_k, D)
+        Shots of one keyword (lengths may differ).
+    max_iter : int
+        EM iterations of DBA.
+    seed : int
+        Seeds the (only) random choice: which shot of median length initialises the barycenter.
+
+    Returns
+    -------
+    ndarray, shape (m_med, D), float64
+        The barycenter; ``m_med`` is the length of a median-length shot.
+    """
+    arrays = [_check_2d(t, f"templates[{i}]") for i, t in enumerate(templates)]
+    if not arrays:
+        raise ValueError("dba_template needs at least one template")
+    dims = {a.shape[1] for a in arrays}
+    if len(dims) != 1:
+        raise ValueError(f"templates differ in feature dimension: {sorted(dims)}")
+    # tslearn takes seconds to import; keep it out of module import.
+    from tslearn.barycenters import dtw_barycenter_averaging
+
+    normed = [_l2_normalise(a).astype(np.float64) for a in arrays]
+    lengths = np.array([a.shape[0] for a in normed])
+    order = np.argsort(lengths, kind="stable")
+    median_len = lengths[order[(len(order) - 1) // 2]]
+    candidates_idx = np.flatnonzero(lengths == median_len)
+    init_idx = int(np.random.default_rng(seed).choice(candidates_idx))
+    if len(normed) == 1:
+        return normed[0].copy()
+    from tslearn.utils import to_time_series_dataset
+
+    bary = dtw_barycenter_averaging(
+        to_time_series_dataset(normed),
+        barycenter_size=int(median_len),
+        init_barycenter=normed[init_idx],
+        max_iter=int(max_iter),
+    )
+    return np.asarray(bary, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# detector
+# --------------------------------------------------------------------------------------------
+class SubsequenceDTWDetector:
+    """Few-shot keyword detector: subsequence DTW against every enrolled shot (Diss. 6.3.6).
+
+    Parameters
+    ----------
+    threshold : float
+        Detection threshold on the length-normalised path cost (lower = better match).
+    steps : sequence of (di, dj)
+        DTW step sizes.
+    block_frames : int
+        Recording frames processed per internal block (memory ~
+        ``4 * sum(m_k) * block_frames`` bytes for the cost block plus ``32 * K * block_frames``
+        for the per-template results).
+    min_duration_ratio : float
+        Detections shorter than this fraction of the matched template's frames are dropped.
+
+    Attributes
+    ----------
+    templates_ : ndarray, shape (sum m_k, D), float32
+        L2-normalised template frames, stacked.
+    offsets_ : ndarray, shape (K + 1,), int64
+        Rows of template ``k`` are ``templates_[offsets_[k]:offsets_[k + 1]]``.
+    template_lengths_ : ndarray, shape (K,), int64
+    labels_ : ndarray, shape (K,), object
+        Keyword of each template.
+    keywords_ : ndarray, shape (n_keywords,), object
+        Sorted unique keywords; candidate ``keyword`` fields index this.
+    template_keyword_ : ndarray, shape (K,), int64
+        Index into ``keywords_`` of each template.
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.3,
+        steps: Steps = DEFAULT_STEPS,
+        block_frames: int = 8192,
+        min_duration_ratio: float = 0.5,
+    ) -> None:
+        self.threshold = threshold
+        self.steps = steps
+        self.block_frames = block_frames
+        self.min_duration_ratio = min_duration_ratio
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, templates: Sequence[np.ndarray], labels: Sequence[str]) -> SubsequenceDTWDetector:
+        """Store the enrolled shots.
+
+        Parameters
+        ----------
+        templates : sequence of ndarray, each (m_k, D)
+            One feature sequence per enrolled shot, ``m_k >= 1``.
+        labels : sequence of str, length K
+            Keyword of each template.
+
+        Returns
+        -------
+        self
+        """
+        _check_steps(self.steps)
+        if int(self.block_frames) < 1:
+            raise ValueError(f"block_frames must be >= 1, got {self.block_frames}")
+        templates = list(templates)
+        labels = list(labels)
+        if not templates:
+            raise ValueError("fit needs at least one template")
+        if len(templates) != len(labels):
+            raise ValueError(
+                f"got {len(templates)} templates but {len(labels)} labels; need one label each"
+            )
+        arrays = [_check_2d(t, f"templates[{i}]") for i, t in enumerate(templates)]
+        dims = {a.shape[1] for a in arrays}
+        if len(dims) != 1:
+            raise ValueError(f"templates differ in feature dimension: {sorted(dims)}")
+        lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
+        self.templates_ = _l2_normalise(np.concatenate(arrays, axis=0))
+        self.offsets_ = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self.template_lengths_ = lengths
+        self.labels_ = np.array(labels, dtype=object)
+        self.keywords_ = np.array(sorted(set(labels)), dtype=object)
+        index = {kw: i for i, kw in enumerate(self.keywords_)}
+        self.template_keyword_ = np.array([index[lab] for lab in labels], dtype=np.int64)
+        self.n_features_in_ = int(arrays[0].shape[1])
+        logger.debug(
+            "fitted %d templates (%d frames) for %d keywords",
+            len(arrays),
+            int(lengths.sum()),
+            len(self.keywords_),
+        )
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "templates_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    # ---------------------------------------------------------------- DTW over blocks
+    def _iter_dtw(
+        self, feature_blocks: Iterable[np.ndarray], hook: Hook | None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yield ``(first_column, norm (K, nb), start (K, nb))`` per internal block.
+
+        Input blocks of any length are re-blocked to ``block_frames`` columns so that the BLAS
+        products have the same shapes whatever the caller's block sizes.
+        """
+        self._check_fitted()
+        di_arr, dj_arr = _check_steps(self.steps)
+        block_frames = int(self.block_frames)
+        if block_frames < 1:
+            raise ValueError(f"block_frames must be >= 1, got {self.block_frames}")
+        dim = self.n_features_in_
+        n_rows = self.templates_.shape[0]
+        n_templates = len(self.template_lengths_)
+        n_prev = int(dj_arr.max())
+        state_d = np.full((n_rows, n_prev), np.inf)
+        state_l = np.zeros((n_rows, n_prev), dtype=np.int64)
+        state_s = np.full((n_rows, n_prev), -1, dtype=np.int64)
+        buf = np.empty((block_frames, dim), dtype=np.float32)
+        fill = 0
+        done = 0
+
+        def process(frames: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+            nonlocal done
+            nb = frames.shape[0]
+            # Similarities; the kernel takes 1 - sim on the fly (saves a pass over the block).
+            sim = self.templates_ @ _l2_normalise(frames).T
+            norm = np.empty((n_templates, nb))
+            start = np.empty((n_templates, nb), dtype=np.int64)
+            acc = np.empty((n_templates, nb))
+            length = np.empty((n_templates, nb), dtype=np.int64)
+            _sdtw_block(
+                sim, self.offsets_, di_arr, dj_arr, state_d, state_l, state_s, done, True,
+                norm, start, acc, length,
+            )  # fmt: skip
+            col0 = done
+            done += nb
+            if hook is not None:
+                hook("dtw", completed=done, total=None)
+            return col0, norm, start
+
+        for b, block in enumerate(feature_blocks):
+            block = _check_2d(block, f"feature block {b}", allow_empty=True)
+            if block.shape[1] != dim:
+                raise ValueError(
+                    f"feature block {b} has {block.shape[1]} dims, the templates have {dim}"
+                )
+            pos = 0
+            while pos < block.shape[0]:
+                take = min(block_frames - fill, block.shape[0] - pos)
+                buf[fill : fill + take] = block[pos : pos + take]
+                fill += take
+                pos += take
+                if fill == block_frames:
+                    yield process(buf)
+                    fill = 0
+        if fill:
+            yield process(buf[:fill])
+
+    def search(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised cost and start of every template at every end column.
+
+        Parameters
+        ----------
+        features : ndarray, shape (n, D)
+
+        Returns
+        -------
+        norm_cost : ndarray, shape (K, n), float64
+            ``inf`` where no path ends.
+        start : ndarray, shape (K, n), int64
+            -1 where no path ends.
+        """
+        self._check_fitted()
+        features = _check_2d(features, "features", allow_empty=True)
+        n = features.shape[0]
+        n_templates = len(self.template_lengths_)
+        norm = np.empty((n_templates, n))
+        start = np.empty((n_templates, n), dtype=np.int64)
+        for col0, bn, bs in self._iter_dtw([features], None):
+            norm[:, col0 : col0 + bn.shape[1]] = bn
+            start[:, col0 : col0 + bn.shape[1]] = bs
+        return norm, start
+
+    # ---------------------------------------------------------------- detection
+    def candidates(
+        self,
+        feature_blocks: Iterable[np.ndarray],
+        *,
+        max_cost: float = np.inf,
+        hook: Hook | None = None,
+    ) -> np.ndarray:
+        """Raw detections: local minima of each keyword's best-template cost curve.
+
+        Streams over consecutive blocks of frames in bounded memory; the result does not depend
+        on the block sizes (up to float32 rounding of the cost product).
+
+        Parameters
+        ----------
+        feature_blocks : iterable of ndarray, each (n_b, D)
+            Consecutive blocks of the recording (any lengths, empty blocks are skipped).
+        max_cost : float
+            Only minima with cost ``<= max_cost`` are returned.
+        hook : callable, optional
+            ``hook("dtw", completed=frames_done, total=None)`` after each internal block.
+
+        Returns
+        -------
+        ndarray of CANDIDATE_DTYPE, shape (n_candidates,)
+            Sorted by ``end`` then ``keyword``.
+        """
+        self._check_fitted()
+        n_kw = len(self.keywords_)
+        groups = [np.flatnonzero(self.template_keyword_ == w) for w in range(n_kw)]
+        out: list[np.ndarray] = []
+        # One column of look-ahead: the last column of a block is judged with the next block.
+        pend: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        pend_left = np.full(n_kw, np.inf)
+        pend_col = 0
+
+        def emit(mask, cols, c, s, t) -> None:
+            w_idx, j_idx = np.nonzero(mask)
+            if w_idx.size:
+                rec = np.empty(w_idx.size, dtype=CANDIDATE_DTYPE)
+                rec["keyword"] = w_idx
+                rec["start"] = s[w_idx, j_idx]
+                rec["end"] = cols[j_idx]
+                rec["cost"] = c[w_idx, j_idx]
+                rec["template"] = t[w_idx, j_idx]
+                out.append(rec)
+
+        for col0, norm, start in self._iter_dtw(feature_blocks, hook):
+            nb = norm.shape[1]
+            kc = np.empty((n_kw, nb))
+            ks = np.empty((n_kw, nb), dtype=np.int64)
+            kt = np.empty((n_kw, nb), dtype=np.int64)
+            for w, g in enumerate(groups):
+                best = np.argmin(norm[g], axis=0)  # first minimum = lowest template index
+                kc[w] = norm[g[best], np.arange(nb)]
+                ks[w] = start[g[best], np.arange(nb)]
+                kt[w] = g[best]
+            if pend is None:
+                c, s, t = kc, ks, kt
+                first = col0
+            else:
+                c = np.concatenate([pend[0][:, None], kc], axis=1)
+                s = np.concatenate([pend[1][:, None], ks], axis=1)
+                t = np.concatenate([pend[2][:, None], kt], axis=1)
+                first = pend_col
+            left = np.concatenate([pend_left[:, None], c[:, :-1]], axis=1)
+            cur = c[:, :-1]
+            mask = (
+                (cur < left[:, :-1])
+                & (cur <= c[:, 1:])
+                & np.isfinite(cur)
+                & (cur <= max_cost)
+            )
+            emit(mask, first + np.arange(c.shape[1] - 1), c, s, t)
+            pend = (c[:, -1].copy(), s[:, -1].copy(), t[:, -1].copy())
+            pend_left = left[:, -1].copy()
+            pend_col = first + c.shape[1] - 1
+        if pend is not None:
+            c = pend[0][:, None]
+            mask = (c < pend_left[:, None]) & np.isfinite(c) & (c <= max_cost)
+            emit(mask, np.array([pend_col]), c, pend[1][:, None], pend[2][:, None])
+        if not out:
+            return np.empty(0, dtype=CANDIDATE_DTYPE)
+        cand = np.concatenate(out)
+        return cand[np.lexsort((cand["keyword"], cand["end"]))]
+
+    def postprocess(self, candidates: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Threshold, overlap resolution and minimum-duration filter (Diss. 6.3.6).
+
+        Parameters
+        ----------
+        candidates : ndarray of CANDIDATE_DTYPE
+            From :meth:`candidates`.
+        threshold : float, optional
+            Keep ``cost <= threshold``; default ``self.threshold``.
+
+        Returns
+        -------
+        ndarray of CANDIDATE_DTYPE
+            Non-overlapping detections sorted by start (then keyword).
+        """
+        self._check_fitted()
+        candidates = np.asarray(candidates)
+        if candidates.dtype != CANDIDATE_DTYPE:
+            raise ValueError(f"candidates must have dtype CANDIDATE_DTYPE, got {candidates.dtype}")
+        if candidates.ndim != 1:
+            raise ValueError(f"candidates must be 1-D, got shape {candidates.shape}")
+        thr = self.threshold if threshold is None else threshold
+        cand = candidates[candidates["cost"] <= thr]
+        if cand.size and (
+            cand["template"].min() < 0 or cand["template"].max() >= len(self.template_lengths_)
+        ):
+            raise ValueError("candidate template index out of range for this detector")
+        cand = cand[np.lexsort((cand["keyword"], cand["start"], cand["cost"]))]
+        # Kept intervals are disjoint, so sorting by start also sorts them by end.
+        starts: list[int] = []
+        ends: list[int] = []
+        kept: list[np.void] = []
+        for rec in cand:
+            s, e = int(rec["start"]), int(rec["end"])
+            pos = bisect.bisect_left(ends, s)
+            best_s, best_e = 0, -1
+            cur = s
+            k = pos
+            while k < len(starts) and starts[k] <= e:
+                if starts[k] > cur and starts[k] - cur > best_e - best_s + 1:
+                    best_s, best_e = cur, starts[k] - 1
+                cur = max(cur, ends[k] + 1)
+                k += 1
+            if cur <= e and e - cur + 1 > best_e - best_s + 1:
+                best_s, best_e = cur, e
+            if best_e < best_s:
+                continue
+            ins = bisect.bisect_left(starts, best_s)
+            starts.insert(ins, best_s)
+            ends.insert(ins, best_e)
+            new = rec.copy()
+            new["start"] = best_s
+            new["end"] = best_e
+            kept.append(new)
+        res = np.array(kept, dtype=CANDIDATE_DTYPE) if kept else np.empty(0, CANDIDATE_DTYPE)
+        dur = res["end"] - res["start"] + 1
+        res = res[dur >= self.min_duration_ratio * self.template_lengths_[res["template"]]]
+        return res[np.lexsort((res["keyword"], res["start"]))]
+
+    def detect(self, feature_blocks: Iterable[np.ndarray], *, hook: Hook | None = None) -> np.ndarray:
+        """Detections for a stream of feature blocks: ``postprocess(candidates(...))``.
+
+        Parameters
+        ----------
+        feature_blocks : iterable of ndarray, each (n_b, D)
+        hook : callable, optional
+            Progress callback, see :meth:`candidates`.
+
+        Returns
+        -------
+        ndarray of CANDIDATE_DTYPE
+            Sorted by start; frames are inclusive indices into the recording.
+        """
+        return self.postprocess(
+            self.candidates(feature_blocks, max_cost=self.threshold, hook=hook)
+        )

@@ -1,0 +1,27 @@
+"""The ``kwsos`` command line (typer). Commands stay thin and call the library."""
+
+from __future__ import annotations
+
+import typer
+
+from kwsos.cli import kws as _kws
+
+app = typer.Typer(
+    name="kwsos",
+    help=(
+        "Few-shot keyword spotting: enroll a keyword from a few recorded examples (shots), then "
+        "find every occurrence, with onset and offset, in long recordings.\n\n"
+        "Typical session:\n\n"
+        "  kwsos enroll weather w1.wav w2.wav w3.wav w4.wav w5.wav --bank my_bank\n\n"
+        "  kwsos tune validation.wav --reference validation.csv --bank my_bank\n\n"
+        "  kwsos detect meeting.flac --bank my_bank --format csv --output detections.csv\n\n"
+        "  kwsos evaluate --reference truth.csv --estimate detections.csv\n\n"
+        "Try `kwsos demo` for the bundled example."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_kws.register(app)
+
+__all__ = ["app"]

@@ -1,0 +1,187 @@
+"""Events and the files that hold them.
+
+An event is ``(filename, onset_s, offset_s, label[, cost])``. On disk it follows the sed_eval /
+DCASE convention: CSV ``filename,onset,offset,event_label[,cost]`` (comma- or tab-separated,
+header optional when reading), JSON (a list of objects with the same keys) or an Audacity label
+track (``onset<TAB>offset<TAB>label``).
+
+``cost`` is the length-normalised DTW path cost of a detection (cosine distance, 0 = identical):
+lower is better, and a detection is kept when ``cost <= threshold``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from kwsos.errors import KwsosError
+
+__all__ = [
+    "Event",
+    "EventFileError",
+    "FORMATS",
+    "format_events",
+    "read_events",
+    "write_text_atomic",
+]
+
+FORMATS = ("table", "csv", "json", "audacity")
+_COLUMNS = ("filename", "onset", "offset", "event_label")
+
+
+class EventFileError(KwsosError):
+    """A malformed event/reference file (user-facing, one line)."""
+
+
+class Event(NamedTuple):
+    filename: str
+    onset: float
+    offset: float
+    label: str
+    cost: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "filename": self.filename,
+            "onset": round(self.onset, 3),
+            "offset": round(self.offset, 3),
+            "event_label": self.label,
+        }
+        if self.cost is not None:
+            d["cost"] = round(float(self.cost), 4)
+        return d
+
+
+def read_events(path: str | Path) -> list[Event]:
+    """Read a reference or estimate file (CSV/TSV with optional header, or the JSON written by kwsos).
+
+    Rows with only a filename (DCASE convention for a file without events) are skipped. Raises
+    :class:`EventFileError` naming the file and line on any malformed row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EventFileError(f"event file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EventFileError(f"cannot read {path}: {exc}") from None
+    if path.suffix.lower() == ".json":
+        return _from_json(path, text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    delimiter = "\t" if "\t" in lines[0] else ","
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    header = [c.strip().lower() for c in rows[0]]
+    if all(c in header for c in _COLUMNS):
+        cols = [header.index(c) for c in _COLUMNS]
+        cost_col = header.index("cost") if "cost" in header else None
+        body, first_line = rows[1:], 2
+    elif any(c in header for c in ("onset", "offset", "event_label", "filename")):
+        missing = [c for c in _COLUMNS if c not in header]
+        raise EventFileError(f"{path}: header lacks column(s) {', '.join(missing)}")
+    else:
+        cols, cost_col, body, first_line = [0, 1, 2, 3], None, rows, 1
+    events = []
+    for i, row in enumerate(body, start=first_line):
+        if len(row) == 1 and row[0].strip():
+            continue  # a file with no events
+        if len(row) <= max(cols):
+            raise EventFileError(
+                f"{path}:{i}: expected columns filename,onset,offset,event_label, got {len(row)} field(s)"
+            )
+        filename, onset_s, offset_s, label = (row[c].strip() for c in cols)
+        cost = row[cost_col] if cost_col is not None and cost_col < len(row) else None
+        events.append(_make_event(path, i, filename, onset_s, offset_s, label, cost))
+    return events
+
+
+def _make_event(
+    path: Path, line: int, filename: str, onset: Any, offset: Any, label: Any, cost: Any = None
+) -> Event:
+    try:
+        on, off = float(onset), float(offset)
+        c = float(cost) if cost not in (None, "") else None
+    except (TypeError, ValueError):
+        raise EventFileError(
+            f"{path}:{line}: onset/offset must be numbers, got {onset!r}, {offset!r}"
+        ) from None
+    if not filename:
+        raise EventFileError(f"{path}:{line}: empty filename")
+    if not label or not str(label).strip():
+        raise EventFileError(f"{path}:{line}: empty event_label")
+    if not (0 <= on < off) or off != off:
+        raise EventFileError(f"{path}:{line}: need 0 <= onset < offset, got {on} and {off}")
+    return Event(filename, on, off, str(label).strip(), c)
+
+
+def _from_json(path: Path, text: str) -> list[Event]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventFileError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(data, dict):
+        data = data.get("events", data)
+    if not isinstance(data, list):
+        raise EventFileError(f"{path}: expected a JSON list of events")
+    out = []
+    for i, d in enumerate(data, start=1):
+        if not isinstance(d, dict) or any(k not in d for k in _COLUMNS):
+            raise EventFileError(f"{path}: event {i} needs keys {', '.join(_COLUMNS)}")
+        out.append(
+            _make_event(
+                path, i, d["filename"], d["onset"], d["offset"], d["event_label"], d.get("cost")
+            )
+        )
+    return out
+
+
+def format_events(events: Sequence[Event], fmt: str) -> str:
+    """Render events as ``csv``, ``json`` or ``audacity`` text (the table format is the CLI's)."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([*_COLUMNS, "cost"])
+        for e in events:
+            d = e.to_dict()
+            w.writerow(
+                [
+                    d["filename"],
+                    f"{d['onset']:.3f}",
+                    f"{d['offset']:.3f}",
+                    d["event_label"],
+                    "" if e.cost is None else f"{d['cost']:.4f}",
+                ]
+            )
+        return buf.getvalue()
+    if fmt == "json":
+        return json.dumps([e.to_dict() for e in events], indent=2) + "\n"
+    if fmt == "audacity":
+        return "".join(f"{e.onset:.3f}\t{e.offset:.3f}\t{e.label}\n" for e in events)
+    raise ValueError(f"unknown format {fmt!r}; choose one of csv, json, audacity")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def events_by_file(events: Iterable[Event]) -> dict[str, list[Event]]:
+    out: dict[str, list[Event]] = {}
+    for e in events:
+        out.setdefault(e.filename, []).append(e)
+    return out

@@ -1,0 +1,159 @@
+"""The command line, driven through typer's CliRunner: happy paths and every bad input."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from kwsos.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def tree_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(str(p.relative_to(folder)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def bank(audio_set, tmp_path_factory):
+    bank = tmp_path_factory.mktemp("cli") / "bank"
+    for name, shots in audio_set["shots"].items():
+        r = run("enroll", name, *shots, "--bank", bank)
+        assert r.exit_code == 0, r.output
+        assert f"enrolled '{name}'" in r.output
+    r = run(
+        "tune",
+        audio_set["recording"],
+        "--reference",
+        audio_set["reference"],
+        "--bank",
+        bank,
+        "--plot",
+        bank.parent / "tune.png",
+    )
+    assert r.exit_code == 0, r.output
+    assert (bank.parent / "tune.png").stat().st_size > 1000
+    return bank
+
+
+def test_keywords_lists(bank):
+    r = run("keywords", "--bank", bank)
+    assert r.exit_code == 0
+    assert "alpha" in r.output and "beta" in r.output
+
+
+def test_detect_formats_and_evaluate(bank, audio_set, tmp_path):
+    est = tmp_path / "est.csv"
+    r = run("detect", audio_set["recording"], "--bank", bank, "--format", "csv", "--output", est)
+    assert r.exit_code == 0, r.output
+    lines = est.read_text().splitlines()
+    assert lines[0] == "filename,onset,offset,event_label,cost"
+    assert len(lines) - 1 == len(audio_set["events"])
+    r = run("evaluate", "--reference", audio_set["reference"], "--estimate", est, "--json")
+    assert r.exit_code == 0, r.output
+    scores = json.loads(r.output)
+    assert scores["f1"] == 1.0 and scores["per_label"]["alpha"]["n_ref"] == 3
+    r = run("evaluate", "--reference", audio_set["reference"], "--estimate", est)
+    assert "micro" in r.output and "100.00" in r.output
+    r = run("detect", audio_set["recording"], "--bank", bank, "--format", "json")
+    assert [e["event_label"] for e in json.loads(r.output)] == [
+        lab for *_, lab in audio_set["events"]
+    ]
+    r = run("detect", audio_set["recording"], "--bank", bank, "-f", "audacity", "-k", "beta")
+    assert "alpha" not in r.output
+    onsets = [float(line.split("\t")[0]) for line in r.output.splitlines()]
+    for on, _, lab in audio_set["events"]:
+        if lab == "beta":  # (without alpha competing, an alpha may also match beta loosely)
+            assert min(abs(o - on) for o in onsets) < 0.06
+    r = run("detect", audio_set["recording"], "--bank", bank)
+    assert "detection(s)" in r.output
+
+
+def test_remove_keyword(bank, tmp_path):
+    import shutil
+
+    copy = tmp_path / "b2"
+    shutil.copytree(bank, copy)
+    r = run("keywords", "--bank", copy, "--remove", "beta")
+    assert r.exit_code == 0 and "beta" not in r.stdout
+    assert "beta" not in json.loads((copy / "bank.json").read_text())["keywords"]
+
+
+def _bad_inputs(audio_set, tmp_path, bank):
+    rec, ref, shot = audio_set["recording"], audio_set["reference"], audio_set["shots"]["alpha"][0]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF1234WAVEfmt garbage")
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0), 16000)
+    silent = tmp_path / "silent.wav"
+    sf.write(str(silent), np.zeros(16000), 16000)
+    tiny = tmp_path / "tiny.wav"
+    sf.write(str(tiny), 0.5 * np.sin(np.arange(800) * 0.3), 16000)  # 0.05 s
+    short_rec = tmp_path / "short_rec.wav"
+    sf.write(str(short_rec), 0.5 * np.sin(np.arange(1600) * 0.3), 16000)  # 0.1 s < shortest shot
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("filename,onset,offset,event_label\nrec.wav,abc,1.0,alpha\n")
+    empty_bank = tmp_path / "empty_bank"
+    empty_bank.mkdir()
+    return [
+        (["enroll", "alpha", tmp_path / "missing.wav", "--bank", bank], "not found"),
+        (["enroll", "alpha", corrupt, "--bank", bank], "cannot read"),
+        (["enroll", "alpha", shot, empty, "--bank", bank], "empty"),
+        (["enroll", "alpha", shot, silent, "--bank", bank], "silent"),
+        (["enroll", "alpha", tiny, "--bank", bank], "too short"),
+        (["enroll", "a,b", shot, "--bank", bank], "commas"),
+        (["detect", tmp_path / "missing.wav", "--bank", bank], "not found"),
+        (["detect", corrupt, "--bank", bank], "cannot read"),
+        (["detect", silent, "--bank", bank], "silent"),
+        (["detect", short_rec, "--bank", bank], "shorter than the shortest"),
+        (["detect", rec, "--bank", bank, "-k", "gamma"], "unknown keyword 'gamma'"),
+        (["detect", rec, "--bank", empty_bank], "no keyword bank"),
+        (["detect", rec, "--bank", bank, "--output", tmp_path / "x.txt"], "--output needs"),
+        (["keywords", "--bank", bank, "--remove", "gamma"], "unknown keyword"),
+        (["tune", rec, "--reference", bad_csv, "--bank", bank], "must be numbers"),
+        (["evaluate", "--reference", bad_csv, "--estimate", ref], "must be numbers"),
+        (["evaluate", "--reference", tmp_path / "nope.csv", "--estimate", ref], "not found"),
+    ]
+
+
+def test_bad_input_one_line_exit_2_bank_unchanged(bank, audio_set, tmp_path):
+    before = tree_digest(bank)
+    for args, message in _bad_inputs(audio_set, tmp_path, bank):
+        r = run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), (args, r.stderr)
+        assert message in lines[0], (args, lines[0])
+        assert "Traceback" not in r.output
+        assert tree_digest(bank) == before, args
+    assert not any(p.name.startswith(".") for p in bank.parent.iterdir())  # no temp leftovers
+
+
+def test_enroll_refuses_non_bank_directory(audio_set, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes(b"meow")
+    r = run("enroll", "alpha", *audio_set["shots"]["alpha"], "--bank", folder)
+    assert r.exit_code == 2 and "refusing" in r.stderr
+    assert [p.name for p in folder.iterdir()] == ["cat.jpg"]
+
+
+def test_help_teaches():
+    r = run("--help")
+    assert r.exit_code == 0 and "kwsos enroll" in r.output
+    for cmd in ("enroll", "detect", "tune", "evaluate", "keywords", "demo"):
+        r = run(cmd, "--help")
+        assert r.exit_code == 0 and "Usage" in r.output
