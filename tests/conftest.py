@@ -42,6 +42,16 @@ def write(path: Path, x: np.ndarray, sr: int = SR, **kw) -> Path:
     return path
 
 
+def plain_config(**kw):
+    """HFCC without CMVN (c1..c12 + deltas): on these synthetic words, separated by noise gaps,
+    the sliding CMVN of the default HFCC would normalise shots and recording differently."""
+    from kwsos.features import HFCC
+    from kwsos.kws import SpotterConfig
+
+    options = {"features": HFCC(cmvn_frames=0, drop_c0=True).to_dict(), "threshold": 0.05, **kw}
+    return SpotterConfig(**options)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -9,7 +9,10 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from conftest import plain_config
+
 from kwsos.cli import app
+from kwsos.kws import KeywordSpotter
 
 runner = CliRunner()
 
@@ -30,6 +33,7 @@ def tree_digest(folder: Path) -> str:
 @pytest.fixture(scope="module")
 def bank(audio_set, tmp_path_factory):
     bank = tmp_path_factory.mktemp("cli") / "bank"
+    KeywordSpotter(plain_config()).save(bank)  # an empty bank with the test features
     for name, shots in audio_set["shots"].items():
         r = run("enroll", name, *shots, "--bank", bank)
         assert r.exit_code == 0, r.output
