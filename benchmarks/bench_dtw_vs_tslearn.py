@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
         lines.append(msg)
 
-    say(f"recording: {n_frames} frames x {args.dim} dims ({args.minutes:g} min at {args.fps:g} fps)")
+    say(
+        f"recording: {n_frames} frames x {args.dim} dims ({args.minutes:g} min at {args.fps:g} fps)"
+    )
     say(
         f"templates: {n_templates} ({args.keywords} keywords x {args.shots} shots), "
         f"{lengths.min()}-{lengths.max()} frames, {lengths.sum()} in total; "
@@ -148,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     say(f"tslearn first call (numba compile): {time.perf_counter() - t0:.2f} s")
     # Same local cost: tslearn's squared Euclidean on unit rows = 2 x cosine distance.
     acc = subsequence_cost_matrix(tpl64[0][:1], rec64[:100])
-    np.testing.assert_allclose(acc[0], 2 * cosine_cost(templates[0][:1], recording[:100])[0],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        acc[0], 2 * cosine_cost(templates[0][:1], recording[:100])[0], atol=1e-5
+    )
 
     t0 = time.perf_counter()
     subsequence_cost_matrix(tpl64[0], rec64)
@@ -200,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     say(f"speed ratio tslearn / kwsos (steps ((1,1),), {n_threads} threads): {ratio:.1f}x")
 
     if args.results is not None:
-        cmd = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
+        env = [
+            f"{k}={shlex.quote(os.environ[k])}"
+            for k in ("PYTHONPATH", "NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY")
+            if k in os.environ
+        ]
+        cmd = " ".join([*env, "python", *(shlex.quote(a) for a in sys.argv)])
         text = "## (a) DTW search vs tslearn\n\n"
         text += f"Command (from the repo root):\n\n```\n{cmd}\n```\n\nOutput:\n\n```\n"
         text += "\n".join(ln for ln in lines if not ln.startswith("|") and ln) + "\n```\n\n"

@@ -544,9 +544,7 @@ def check_shots(paths: list[Path]) -> list[str]:
     ]
 
 
-def make_recording(
-    out_dir: Path, name: str, rng: np.random.Generator, tmp_dir: Path
-) -> list[str]:
+def make_recording(out_dir: Path, name: str, rng: np.random.Generator, tmp_dir: Path) -> list[str]:
     """Synthesise one long recording ``<name>.flac`` with ``<name>.csv`` (reference) and
     ``<name>_transcript.csv``; return the summary lines."""
     chunks = speak_turns(plan_units(rng), rng, tmp_dir)

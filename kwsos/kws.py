@@ -297,15 +297,18 @@ class KeywordSpotter:
                 hook("detect", completed=min(done, total), total=total)
             yield feats
 
+    def _candidates(
+        self, recording: str | Path, max_cost: float, hook: Hook | None
+    ) -> tuple[np.ndarray, float]:
+        duration = self._check_recording(recording)
+        feats = self._feature_stream(recording, duration, hook)
+        return self.detector.candidates(feats, max_cost=max_cost), duration
+
     def candidates(
         self, recording: str | Path, *, max_cost: float = np.inf, hook: Hook | None = None
     ) -> np.ndarray:
         """Raw DTW candidates (local minima of each keyword's cost curve), before thresholding."""
-        detector = self.detector
-        duration = self._check_recording(recording)
-        return detector.candidates(
-            self._feature_stream(recording, duration, hook), max_cost=max_cost
-        )
+        return self._candidates(recording, max_cost, hook)[0]
 
     def _to_events(
         self, recording: str | Path, dets: np.ndarray, duration_s: float | None = None
@@ -329,10 +332,7 @@ class KeywordSpotter:
         streamed block by block).
         """
         thr = self.config.threshold if threshold is None else float(threshold)
-        duration = self._check_recording(recording)
-        cands = self.detector.candidates(
-            self._feature_stream(recording, duration, hook), max_cost=thr
-        )
+        cands, duration = self._candidates(recording, thr, hook)
         return self._to_events(recording, self.detector.postprocess(cands, thr), duration)
 
     def tune(
@@ -364,8 +364,8 @@ class KeywordSpotter:
             )
         per_rec = []
         for i, rec in enumerate(recordings):
-            duration = self._check_recording(rec)
-            per_rec.append((rec, duration, self.candidates(rec)))
+            cands, duration = self._candidates(rec, np.inf, None)
+            per_rec.append((rec, duration, cands))
             if hook is not None:
                 hook("tune", completed=i + 1, total=len(recordings))
         costs = np.concatenate([c["cost"] for _, _, c in per_rec])

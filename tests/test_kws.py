@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
+from conftest import plain_config
 
 from kwsos.errors import KwsosError
 from kwsos.events import Event, read_events
 from kwsos.features import MFCC
 from kwsos.kws import BankError, KeywordSpotter
 from kwsos.metrics import event_based_scores
-
-from conftest import plain_config
 
 
 @pytest.fixture(scope="module")

@@ -271,14 +271,17 @@ def test_detector_matches_reference_and_finds_planted(rng, steps):
 
     cand = det.candidates(blocks_of(feats, 23))
     ref = reference_candidates(templates, labels, feats, steps)
-    np.testing.assert_array_equal(cand[["keyword", "start", "end", "template"]],
-                                  ref[["keyword", "start", "end", "template"]])
+    np.testing.assert_array_equal(
+        cand[["keyword", "start", "end", "template"]], ref[["keyword", "start", "end", "template"]]
+    )
     np.testing.assert_allclose(cand["cost"], ref["cost"], rtol=1e-6, atol=1e-6)
 
     got = det.detect(blocks_of(feats, 23))
     expected = reference_postprocess(ref, det.template_lengths_, 0.3, 0.5)
-    np.testing.assert_array_equal(got[["keyword", "start", "end", "template"]],
-                                  expected[["keyword", "start", "end", "template"]])
+    np.testing.assert_array_equal(
+        got[["keyword", "start", "end", "template"]],
+        expected[["keyword", "start", "end", "template"]],
+    )
     # At 0.3 the (1, 2) step can stretch a planted match over a few noise frames (a second,
     # weaker minimum); at 0.2 exactly the planted matches remain.
     got = det.postprocess(cand, threshold=0.2)
@@ -300,8 +303,10 @@ def test_candidates_independent_of_blocking(rng):
         det = SubsequenceDTWDetector(block_frames=block_frames).fit(templates, labels)
         for size in (1, 7, 64, 400):
             got = det.candidates(blocks_of(feats, size))
-            np.testing.assert_array_equal(got[["keyword", "start", "end", "template"]],
-                                          ref[["keyword", "start", "end", "template"]])
+            np.testing.assert_array_equal(
+                got[["keyword", "start", "end", "template"]],
+                ref[["keyword", "start", "end", "template"]],
+            )
             np.testing.assert_allclose(got["cost"], ref["cost"], rtol=1e-6, atol=1e-6)
         found = det.detect(blocks_of(feats, 7))
         k, s, e = truth[0]
@@ -315,8 +320,10 @@ def test_candidates_edges_and_hook(rng):
     templates, labels = make_bank(rng)
     det = SubsequenceDTWDetector(block_frames=4).fit(templates, labels)
     calls = []
-    det.candidates([rng.standard_normal((5, 12)), np.zeros((0, 12)), rng.standard_normal((6, 12))],
-                   hook=lambda step, completed, total: calls.append((step, completed, total)))
+    det.candidates(
+        [rng.standard_normal((5, 12)), np.zeros((0, 12)), rng.standard_normal((6, 12))],
+        hook=lambda step, completed, total: calls.append((step, completed, total)),
+    )
     assert calls == [("dtw", 4, None), ("dtw", 8, None), ("dtw", 11, None)]
     assert det.candidates([]).dtype == CANDIDATE_DTYPE and len(det.candidates([])) == 0
     # A recording shorter than the shortest template: no path reaches the last row.
@@ -446,8 +453,9 @@ def test_dba_template(rng):
     from kwsos.backends.dtw import dba_template
 
     base = rng.standard_normal((12, 6))
-    shots = [stretch(base, f) + 0.01 * rng.standard_normal((round(12 * f), 6))
-             for f in (0.8, 1.0, 1.3)]
+    shots = [
+        stretch(base, f) + 0.01 * rng.standard_normal((round(12 * f), 6)) for f in (0.8, 1.0, 1.3)
+    ]
     bary = dba_template(shots, max_iter=5)
     assert bary.shape == (12, 6)
     norm, _ = subsequence_dtw(cosine_cost(bary, base), steps=((1, 1),))

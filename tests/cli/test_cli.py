@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
-
 from conftest import plain_config
+from typer.testing import CliRunner
 
 from kwsos.cli import app
 from kwsos.kws import KeywordSpotter

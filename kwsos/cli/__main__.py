@@ -1,0 +1,3 @@
+from kwsos.cli import app
+
+app(prog_name="kwsos")
