@@ -234,6 +234,14 @@ class KeywordSpotter:
             self._detector.threshold = float(threshold)
         return self
 
+    def set_templates(self, templates: str) -> KeywordSpotter:
+        """Switch between ``"shots"`` and ``"dba"`` templates (re-extracted from the stored shots)."""
+        self.config = replace(self.config, templates=templates)
+        for kw in self._keywords.values():
+            kw.templates = None
+        self._detector = None
+        return self
+
     def set_extractor(self, extractor: FeatureExtractor) -> KeywordSpotter:
         """Switch the features (templates are re-extracted from the stored shots)."""
         self.extractor = extractor

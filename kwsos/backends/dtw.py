@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -521,8 +522,11 @@ def dba_template(
     dims = {a.shape[1] for a in arrays}
     if len(dims) != 1:
         raise ValueError(f"templates differ in feature dimension: {sorted(dims)}")
-    # tslearn takes seconds to import; keep it out of module import.
-    from tslearn.barycenters import dtw_barycenter_averaging
+    # tslearn takes seconds to import; keep it out of module import. It warns about the
+    # optional h5py on import, which has nothing to do with DBA.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from tslearn.barycenters import dtw_barycenter_averaging
 
     normed = [_l2_normalise(a).astype(np.float64) for a in arrays]
     lengths = np.array([a.shape[0] for a in normed])

@@ -115,11 +115,11 @@ def enroll(
         ),
     ] = None,
     templates: Annotated[
-        Templates,
+        Templates | None,
         typer.Option(
-            help="'shots': each shot is a DTW template (paper); 'dba': one DTW-barycenter average per keyword."
+            help="'shots': each shot is a DTW template (paper; the default); 'dba': one DTW-barycenter average per keyword. Changing it re-extracts every keyword's templates."
         ),
-    ] = Templates.shots,
+    ] = None,
     replace: Annotated[
         bool,
         typer.Option(
@@ -142,10 +142,11 @@ def enroll(
     if (bank / BANK_FILE).is_file():
         spotter = KeywordSpotter.load(bank)
     else:
-        config = SpotterConfig(templates=templates.value)
-        spotter = KeywordSpotter(config)
+        spotter = KeywordSpotter(SpotterConfig())
     if features is not None and features.value != spotter.extractor.name:
         spotter.set_extractor(get_extractor(features.value))
+    if templates is not None and templates.value != spotter.config.templates:
+        spotter.set_templates(templates.value)
     spotter.enroll(keyword, shots, replace_shots=replace)
     spotter.fit()
     spotter.save(bank)

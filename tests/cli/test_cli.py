@@ -160,3 +160,19 @@ def test_help_teaches():
     for cmd in ("enroll", "detect", "tune", "evaluate", "keywords", "demo"):
         r = run(cmd, "--help")
         assert r.exit_code == 0 and "Usage" in r.output
+
+
+def test_enroll_switches_templates_and_features(bank, audio_set, tmp_path):
+    import shutil
+
+    copy = tmp_path / "b3"
+    shutil.copytree(bank, copy)
+    r = run("enroll", "alpha", audio_set["shots"]["alpha"][0], "--bank", copy, "--templates", "dba",
+            "--features", "mfcc")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((copy / "bank.json").read_text())
+    assert meta["config"]["templates"] == "dba"
+    assert meta["config"]["features"]["name"] == "mfcc"
+    assert len(meta["keywords"]["alpha"]["shots"]) == 4
+    assert all(len(k["templates"]) == 1 for k in meta["keywords"].values())
+    assert "mfcc features" in r.stderr
