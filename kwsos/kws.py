@@ -237,15 +237,15 @@ class KeywordSpotter:
     def set_templates(self, templates: str) -> KeywordSpotter:
         """Switch between ``"shots"`` and ``"dba"`` templates (re-extracted from the stored shots)."""
         self.config = replace(self.config, templates=templates)
-        for kw in self._keywords.values():
-            kw.templates = None
-        self._detector = None
-        return self
+        return self._drop_templates()
 
     def set_extractor(self, extractor: FeatureExtractor) -> KeywordSpotter:
         """Switch the features (templates are re-extracted from the stored shots)."""
         self.extractor = extractor
         self.config = replace(self.config, features=extractor.to_dict())
+        return self._drop_templates()
+
+    def _drop_templates(self) -> KeywordSpotter:
         for kw in self._keywords.values():
             kw.templates = None
         self._detector = None
@@ -285,6 +285,7 @@ class KeywordSpotter:
 
     # ------------------------------------------------------------------ detection
     def _check_recording(self, recording: str | Path) -> float:
+        self.detector  # noqa: B018 - raises BankError when nothing is enrolled
         info = audio_info(recording)
         shortest = min(min(self.shot_durations_s(k)) for k in self.keywords)
         if info.duration_s < shortest:

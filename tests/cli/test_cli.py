@@ -111,6 +111,8 @@ def _bad_inputs(audio_set, tmp_path, bank):
     bad_csv.write_text("filename,onset,offset,event_label\nrec.wav,abc,1.0,alpha\n")
     empty_bank = tmp_path / "empty_bank"
     empty_bank.mkdir()
+    no_keywords = tmp_path / "no_keywords"
+    KeywordSpotter().save(no_keywords)
     return [
         (["enroll", "alpha", tmp_path / "missing.wav", "--bank", bank], "not found"),
         (["enroll", "alpha", corrupt, "--bank", bank], "cannot read"),
@@ -124,6 +126,8 @@ def _bad_inputs(audio_set, tmp_path, bank):
         (["detect", short_rec, "--bank", bank], "shorter than the shortest"),
         (["detect", rec, "--bank", bank, "-k", "gamma"], "unknown keyword 'gamma'"),
         (["detect", rec, "--bank", empty_bank], "no keyword bank"),
+        (["detect", rec, "--bank", no_keywords], "no keywords enrolled"),
+        (["tune", rec, "--reference", ref, "--bank", no_keywords], "no keywords enrolled"),
         (["detect", rec, "--bank", bank, "--output", tmp_path / "x.txt"], "--output needs"),
         (["keywords", "--bank", bank, "--remove", "gamma"], "unknown keyword"),
         (["tune", rec, "--reference", bad_csv, "--bank", bank], "must be numbers"),
@@ -167,8 +171,17 @@ def test_enroll_switches_templates_and_features(bank, audio_set, tmp_path):
 
     copy = tmp_path / "b3"
     shutil.copytree(bank, copy)
-    r = run("enroll", "alpha", audio_set["shots"]["alpha"][0], "--bank", copy, "--templates", "dba",
-            "--features", "mfcc")
+    r = run(
+        "enroll",
+        "alpha",
+        audio_set["shots"]["alpha"][0],
+        "--bank",
+        copy,
+        "--templates",
+        "dba",
+        "--features",
+        "mfcc",
+    )
     assert r.exit_code == 0, r.output
     meta = json.loads((copy / "bank.json").read_text())
     assert meta["config"]["templates"] == "dba"
