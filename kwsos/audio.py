@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
+from kwsos._atomic import atomic_output
 from kwsos.errors import KwsosError
 
 __all__ = [
@@ -280,9 +281,7 @@ def trim_silence(
 
 def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write ``wave`` as 32-bit float WAV, atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(
-        str(tmp), np.asarray(wave, dtype=np.float32), sample_rate, format="WAV", subtype="FLOAT"
-    )
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        sf.write(
+            str(tmp), np.asarray(wave, dtype=np.float32), sample_rate, format="WAV", subtype="FLOAT"
+        )

@@ -14,12 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from kwsos._atomic import atomic_output
 from kwsos.errors import KwsosError
 
 __all__ = [
@@ -116,7 +115,7 @@ def _make_event(
         raise EventFileError(f"{path}:{line}: empty filename")
     if not label or not str(label).strip():
         raise EventFileError(f"{path}:{line}: empty event_label")
-    if not (0 <= on < off) or off != off:
+    if not (0 <= on < off):  # also rejects NaN
         raise EventFileError(f"{path}:{line}: need 0 <= onset < offset, got {on} and {off}")
     return Event(filename, on, off, str(label).strip(), c)
 
@@ -169,15 +168,8 @@ def format_events(events: Sequence[Event], fmt: str) -> str:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def events_by_file(events: Iterable[Event]) -> dict[str, list[Event]]:
