@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from kwsos._atomic import atomic_output
+
 DEMO = Path(__file__).resolve().parent.parent / "kwsos" / "data" / "demo"
 SOURCES = ("long", "validation")
 
@@ -36,11 +38,13 @@ def make_long_recording(out: Path, minutes: float, seed: int = 0, demo_dir: Path
         pieces[name] = (audio, rows)
     target = int(minutes * 60 * sr)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     written, events = 0, []
-    with sf.SoundFile(
-        str(tmp), "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16"
-    ) as f:
+    with (
+        atomic_output(out) as tmp,
+        sf.SoundFile(
+            str(tmp), "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16"
+        ) as f,
+    ):
         while written < target:
             audio, rows = pieces[SOURCES[int(rng.integers(len(SOURCES)))]]
             audio = audio[: target - written] * 10 ** (rng.uniform(-6, 0) / 20)
@@ -48,9 +52,7 @@ def make_long_recording(out: Path, minutes: float, seed: int = 0, demo_dir: Path
             t0 = written / sr
             events += [(t0 + a, t0 + b, lab) for a, b, lab in rows if b * sr <= len(audio)]
             written += len(audio)
-    tmp.replace(out)
-    ref = out.with_suffix(".csv")
-    with ref.open("w", newline="") as f:
+    with atomic_output(out.with_suffix(".csv")) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["filename", "onset", "offset", "event_label"])
         w.writerows([out.name, f"{a:.3f}", f"{b:.3f}", lab] for a, b, lab in events)

@@ -16,9 +16,9 @@ Exact semantics
   on ties the earlier step in the list wins) and ``D[i, j] = D[p] + C[i, j]``,
   ``L[i, j] = L[p] + 1``, ``S[i, j] = S[p]``. Where no predecessor exists, or all are
   unreachable, ``D = inf``, ``L = 0``, ``S = -1``. (The kernels compare ``a / la < b / lb`` as
-  ``a * lb < b * la``, which is the same test without a division, up to float rounding.) This is the length-normalised greedy selection
-  of Anguera & Ferrarons (2013), "memory-efficient subsequence DTW"; ``L`` counts the cells on the
-  path.
+  ``a * lb < b * la``, the same test without a division, up to float rounding.) This is the
+  length-normalised greedy selection of Anguera & Ferrarons (2013), "memory-efficient
+  subsequence DTW"; ``L`` counts the cells on the path.
 * Free end: for end column ``j`` the normalised cost is ``D[m-1, j] / L[m-1, j]`` and the start
   column ``S[m-1, j]``; ``inf`` and ``-1`` where no path reaches ``(m - 1, j)``.
 * Accumulation is in float64 (the float32 cost is widened cell by cell).

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from kwsos._atomic import atomic_output
 from kwsos.errors import KwsosError
 
 out = Console()
@@ -365,8 +366,6 @@ def _plot_tuning(result, path: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    from kwsos._atomic import atomic_output
-
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
