@@ -1,8 +1,8 @@
 """Few-shot keyword spotting: enroll a few shots per keyword, find the keywords in long recordings.
 
 Pipeline (Diss. 6.3.3-6.3.6): audio frontend (:mod:`kwsos.audio`) -> frame features (a
-replaceable :class:`~kwsos.features.FeatureExtractor`: HFCC by default until the learned TACos
-embeddings land) -> subsequence DTW of every enrolled shot against the recording
+replaceable :class:`~kwsos.features.FeatureExtractor`: by default TACos embeddings from a network
+trained on the enrolled shots, :mod:`kwsos.kws_embeddings`; or HFCC / MFCC) -> subsequence DTW of every enrolled shot against the recording
 (:class:`~kwsos.backends.dtw.SubsequenceDTWDetector`) -> one global threshold on the
 length-normalised path cost -> events.
 
@@ -11,6 +11,7 @@ A :class:`KeywordSpotter` is saved as a *keyword bank*: a portable directory ::
     bank.json                 config, kwsos version, keywords, shot list, tuned threshold
     shots/kw000_shot0.wav     the enrolled shots, 16 kHz mono float WAV, trimmed
     templates/kw000_shot0.npy their feature sequences (n_frames, dim), float32
+    model.pt                  learned features only: the embedding network's weights
 
 Saving builds the whole new bank in a temporary sibling directory and swaps it in with renames,
 so a failing command never leaves a bank half-written.
@@ -35,7 +36,7 @@ from kwsos.audio import SAMPLE_RATE, audio_info, load_audio, stream_audio, trim_
 from kwsos.backends.dtw import DEFAULT_STEPS, SubsequenceDTWDetector, dba_template
 from kwsos.errors import KwsosError
 from kwsos.events import Event
-from kwsos.features import HFCC, FeatureExtractor, extractor_from_dict
+from kwsos.features import FeatureExtractor, extractor_from_dict
 from kwsos.metrics import EventScores, event_based_scores, file_key
 
 __all__ = ["BankError", "KeywordSpotter", "SpotterConfig", "TuneResult"]
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Hook = Callable[..., None]
 BANK_FILE = "bank.json"
+MODEL_FILE = "model.pt"
 
 
 class BankError(KwsosError):
@@ -57,7 +59,11 @@ class SpotterConfig:
     Attributes
     ----------
     features
-        ``FeatureExtractor.to_dict()`` of the frame features.
+        ``FeatureExtractor.to_dict()`` of the frame features; default: TACos embeddings
+        (:class:`~kwsos.embeddings.EmbeddingFeatures`), trained when keywords are enrolled.
+    training
+        ``EmbeddingTrainingConfig.to_dict()``: how learned features are trained
+        (:mod:`kwsos.kws_embeddings`); ignored for HFCC / MFCC.
     threshold
         Global decision threshold on the normalised DTW path cost (cosine distance, lower =
         better match); tuned on validation data by :meth:`KeywordSpotter.tune` (Diss. 6.3.6: one
@@ -78,7 +84,8 @@ class SpotterConfig:
         Block length for streaming recordings.
     """
 
-    features: dict[str, Any] = field(default_factory=lambda: HFCC().to_dict())
+    features: dict[str, Any] = field(default_factory=lambda: default_features("tacos"))
+    training: dict[str, Any] = field(default_factory=dict)
     threshold: float = 0.5
     steps: tuple[tuple[int, int], ...] = DEFAULT_STEPS
     min_duration_ratio: float = 0.5
@@ -101,6 +108,27 @@ class SpotterConfig:
     def from_dict(cls, d: dict[str, Any]) -> SpotterConfig:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+#: ``--features`` choices: learned (trained on the shots) and hand-crafted.
+LEARNED_FEATURES = ("tacos", "lkw")
+FEATURE_CHOICES = (*LEARNED_FEATURES, "hfcc", "mfcc")
+
+
+def default_features(name: str, **options: Any) -> dict[str, Any]:
+    """``features`` dict of a :class:`SpotterConfig` for a ``--features`` choice.
+
+    ``tacos`` / ``lkw`` are embeddings from a network trained with the TACos loss or the
+    keyword-only loss (no trained network yet); ``hfcc`` / ``mfcc`` are the hand-crafted
+    baselines. ``options`` override extractor fields (e.g. ``mode="exact"``).
+    """
+    if name in LEARNED_FEATURES:
+        return {"name": "embedding", "kind": name, **options}
+    if name in ("hfcc", "mfcc"):
+        from kwsos.features import get_extractor
+
+        return get_extractor(name, **options).to_dict()
+    raise KwsosError(f"unknown features {name!r}; choose one of {', '.join(FEATURE_CHOICES)}")
 
 
 @dataclass(frozen=True)
@@ -147,7 +175,10 @@ class KeywordSpotter:
 
     def __init__(self, config: SpotterConfig | None = None) -> None:
         self.config = config or SpotterConfig()
-        self.extractor: FeatureExtractor = extractor_from_dict(self.config.features)
+        try:
+            self.extractor: FeatureExtractor = extractor_from_dict(self.config.features)
+        except (TypeError, ValueError) as exc:
+            raise KwsosError(f"invalid features configuration: {exc}") from None
         self._keywords: dict[str, _Keyword] = {}
         self._detector: SubsequenceDTWDetector | None = None
 
@@ -245,6 +276,116 @@ class KeywordSpotter:
         self.config = replace(self.config, features=extractor.to_dict())
         return self._drop_templates()
 
+    # ------------------------------------------------------------------ learned features
+    @property
+    def learned(self) -> bool:
+        """Whether the features are embeddings from a network trained on the shots."""
+        return self.extractor.name == "embedding"
+
+    @property
+    def feature_name(self) -> str:
+        """``tacos``, ``lkw``, ``hfcc`` or ``mfcc``."""
+        return getattr(self.extractor, "kind", self.extractor.name)
+
+    def _shot_counts(self) -> dict[str, int]:
+        return {k: len(self._keywords[k].shots) for k in self.keywords}
+
+    @property
+    def needs_training(self) -> bool:
+        """Learned features whose network is missing or was trained on other keywords/shots."""
+        if not self.learned or not self._keywords:
+            return False
+        ex = self.extractor
+        trained_on = ex.training.get("keywords") if ex.training else None  # type: ignore[attr-defined]
+        return ex.net is None or trained_on != self._shot_counts()  # type: ignore[attr-defined]
+
+    def training_config(self) -> Any:
+        from kwsos.kws_embeddings import EmbeddingTrainingConfig
+
+        cfg = EmbeddingTrainingConfig.from_dict(self.config.training)
+        return replace(cfg, kind=self.feature_name) if self.learned else cfg
+
+    def set_training(self, **changes: Any) -> KeywordSpotter:
+        """Change training settings (``EmbeddingTrainingConfig`` fields; ``train`` may be a dict
+        of ``TrainConfig`` field changes). Takes effect at the next :meth:`train_features`."""
+        cfg = self.training_config()
+        train_changes = changes.pop("train", None)
+        if train_changes:
+            changes["train"] = replace(cfg.train, **train_changes)
+        try:
+            cfg = replace(cfg, **changes)
+        except (TypeError, ValueError) as exc:
+            raise KwsosError(f"invalid training settings: {exc}") from None
+        self.config = replace(self.config, training=cfg.to_dict())
+        return self
+
+    def train_features(
+        self,
+        *,
+        backgrounds: Sequence[np.ndarray] = (),
+        warm_start: bool = True,
+        hook: Hook | None = None,
+    ) -> Any:
+        """Train the embedding network on the shots of all enrolled keywords (Diss. 6.3.4-6.3.5).
+
+        The network is warm-started from the current one when there is one (the loss centres
+        start fresh). Templates are re-extracted afterwards. Returns the
+        :class:`~kwsos.training.TrainLog`.
+
+        Parameters
+        ----------
+        backgrounds
+            Extra "no speech" clips (16 kHz arrays) of the user's environment, used together
+            with the built-in generated backgrounds.
+        """
+        from kwsos.kws_embeddings import train_keyword_embeddings
+
+        if not self.learned:
+            raise KwsosError(f"{self.extractor.name} features are not trained")
+        if not self._keywords:
+            raise BankError("no keywords enrolled; enroll keywords first")
+        cfg = self.training_config()
+        ex = self.extractor
+        init = ex.net.state_dict() if (warm_start and ex.net is not None) else None  # type: ignore[attr-defined]
+        shots = {k: self._keywords[k].shots for k in self.keywords}
+        try:
+            net, tlog, ts = train_keyword_embeddings(
+                shots, cfg, backgrounds=backgrounds, init_state=init, hook=hook
+            )
+        except ValueError as exc:  # bad device, no CUDA
+            raise KwsosError(str(exc)) from None
+        info = {
+            "keywords": self._shot_counts(),
+            "classes": ts.classes,
+            "n_positions": ts.n_positions,
+            "n_segments": len(ts.x),
+            "warm_start": init is not None,
+            "config": cfg.to_dict(),
+            "log": tlog.to_dict(),
+        }
+        self.extractor = replace(ex, training=info).with_net(net)  # type: ignore[call-arg,attr-defined]
+        self.config = replace(
+            self.config, features=self.extractor.to_dict(), training=cfg.to_dict()
+        )
+        self._drop_templates()
+        return tlog
+
+    def set_inference(self, mode: str, hop_frames: int | None = None) -> KeywordSpotter:
+        """Switch learned features between ``exact``, ``hop`` and ``conv`` inference
+        (:mod:`kwsos.embeddings`) without retraining; templates are re-extracted."""
+        if not self.learned:
+            raise KwsosError("inference modes apply to learned features (tacos, lkw) only")
+        changes: dict[str, Any] = {"mode": mode}
+        if hop_frames is not None:
+            changes["hop_frames"] = int(hop_frames)
+        try:
+            ex = replace(self.extractor, **changes)
+        except ValueError as exc:
+            raise KwsosError(str(exc)) from None
+        self.extractor = ex
+        self.config = replace(self.config, features=ex.to_dict())
+        return self._drop_templates()
+
     def _drop_templates(self) -> KeywordSpotter:
         for kw in self._keywords.values():
             kw.templates = None
@@ -259,11 +400,22 @@ class KeywordSpotter:
         return kw.templates
 
     def fit(self) -> KeywordSpotter:
-        """Build the templates and the DTW detector (done lazily by :meth:`detect`)."""
+        """Build the templates and the DTW detector (done lazily by :meth:`detect`).
+
+        With learned features whose network is out of date (:attr:`needs_training`), the network
+        is trained first (:meth:`train_features`, several minutes on a CPU).
+        """
         if not self._keywords:
             raise BankError(
                 "no keywords enrolled; enroll keywords first (kwsos enroll KEYWORD SHOT...)"
             )
+        if self.needs_training:
+            log.warning(
+                "training the %s embedding network on %d keywords",
+                self.feature_name,
+                len(self._keywords),
+            )
+            self.train_features()
         templates, labels = [], []
         for name in self.keywords:
             for t in self._templates(self._keywords[name]):
@@ -421,9 +573,14 @@ class KeywordSpotter:
         (out / "shots").mkdir()
         (out / "templates").mkdir()
         entries = {}
+        stale = self.needs_training
+        if self.learned and self.extractor.net is not None:  # type: ignore[attr-defined]
+            import torch
+
+            torch.save(self.extractor.net.state_dict(), out / MODEL_FILE)  # type: ignore[attr-defined]
         for i, name in enumerate(self.keywords):
             kw = self._keywords[name]
-            templates = self._templates(kw)
+            templates = [] if stale else self._templates(kw)
             shots = []
             for j, (wave, src) in enumerate(zip(kw.shots, kw.sources, strict=True)):
                 stem = f"kw{i:03d}_shot{j}"
@@ -461,15 +618,29 @@ class KeywordSpotter:
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             spotter = cls(SpotterConfig.from_dict(meta["config"]))
+            if spotter.learned and (bank_dir / MODEL_FILE).is_file():
+                spotter.extractor = spotter.extractor.with_net(  # type: ignore[attr-defined]
+                    _load_net(bank_dir / MODEL_FILE, spotter.extractor.model)  # type: ignore[attr-defined]
+                )
             for name, entry in meta["keywords"].items():
                 shots = [_read_wave(bank_dir / s["file"]) for s in entry["shots"]]
                 templates = [np.load(bank_dir / t, allow_pickle=False) for t in entry["templates"]]
                 spotter._keywords[name] = _Keyword(
-                    shots, [s["source"] for s in entry["shots"]], templates
+                    shots, [s["source"] for s in entry["shots"]], templates or None
                 )
-        except (KeyError, TypeError, ValueError, OSError) as exc:
+        except (KeyError, TypeError, ValueError, OSError, RuntimeError) as exc:
             raise BankError(f"keyword bank {bank_dir} is damaged: {exc}") from None
         return spotter
+
+
+def _load_net(path: Path, arch: dict[str, Any]) -> Any:
+    import torch
+
+    from kwsos.models import model_from_dict
+
+    net = model_from_dict(arch or {"name": "TemporalResNet"})
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval()
 
 
 def _read_wave(path: Path) -> np.ndarray:

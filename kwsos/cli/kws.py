@@ -1,4 +1,4 @@
-"""Keyword-spotting commands: enroll, keywords, detect, tune, evaluate, demo."""
+"""Keyword-spotting commands: enroll, train, keywords, detect, tune, evaluate, demo."""
 
 from __future__ import annotations
 
@@ -39,8 +39,51 @@ class Format(str, Enum):
 
 
 class Features(str, Enum):
+    tacos = "tacos"
+    lkw = "lkw"
     hfcc = "hfcc"
     mfcc = "mfcc"
+
+
+class Inference(str, Enum):
+    exact = "exact"
+    hop = "hop"
+    conv = "conv"
+
+
+FEATURES_HELP = (
+    "tacos: embeddings from a network trained on your shots with the TACos loss (default; "
+    "paper's best); lkw: same network, keyword loss only; hfcc / mfcc: hand-crafted cepstra, "
+    "no training. Changing it re-extracts every keyword's templates."
+)
+INFERENCE_HELP = (
+    "How learned embeddings are computed: conv = one convolutional pass (fast, default); "
+    "exact = the paper's 16 overlapping segments per frame (~16x slower); hop = segments every "
+    "--hop-frames frames. Re-tune the threshold after changing it."
+)
+EpochsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Training epochs (default: the bank's, 30; a time budget also applies).", min=1
+    ),
+]
+MinutesOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-minutes", help="Stop training after this many minutes (default 8).", min=0.1
+    ),
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="Training device: auto, cpu, cuda, cuda:1 ... (default auto).")
+]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed for training (default 0).")]
+BackgroundOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder of recordings of your environment without the keywords (any format), used as "
+        "extra 'no speech' training material next to the built-in generated noise.",
+    ),
+]
 
 
 class Templates(str, Enum):
@@ -91,10 +134,63 @@ def progress_hook(description: str) -> Iterator[Callable[..., None]]:
         yield hook
 
 
-def _load_bank(bank: Path):
+def _load_bank(bank: Path, *, trained: bool = False):
     from kwsos.kws import KeywordSpotter
 
-    return KeywordSpotter.load(bank)
+    spotter = KeywordSpotter.load(bank)
+    if trained and spotter.needs_training:
+        raise KwsosError(
+            f"the embedding network of {bank} is out of date (keywords were enrolled with "
+            f"--no-train); run: kwsos train --bank {bank}"
+        )
+    return spotter
+
+
+def _read_backgrounds(folder: Path | None) -> list:
+    from kwsos.audio import AUDIO_SUFFIXES, load_audio
+
+    if folder is None:
+        return []
+    if not folder.is_dir():
+        raise KwsosError(f"background folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise KwsosError(f"no audio files in background folder {folder}")
+    return [load_audio(f) for f in files]
+
+
+def _apply_training_options(
+    spotter, *, epochs, max_minutes, device, seed, reversed_segments=None
+) -> None:
+    train = {
+        k: v
+        for k, v in {
+            "epochs": epochs,
+            "max_minutes": max_minutes,
+            "device": device,
+            "seed": seed,
+        }.items()
+        if v is not None
+    }
+    changes: dict[str, Any] = {"train": train} if train else {}
+    if reversed_segments is not None:
+        changes["reversed_segments"] = reversed_segments
+    if changes:
+        spotter.set_training(**changes)
+
+
+def _train(spotter, backgrounds: list, *, warm_start: bool = True) -> None:
+    n_kw = len(spotter.keywords)
+    with progress_hook(f"training {spotter.feature_name} embeddings ({n_kw} keywords)") as hook:
+        tlog = spotter.train_features(backgrounds=backgrounds, warm_start=warm_start, hook=hook)
+    info = spotter.extractor.training
+    err.print(
+        f"trained the {spotter.feature_name} embedding network on {n_kw} keyword(s) "
+        f"({len(info['classes'])} classes, {info['n_segments']} segments) in "
+        f"{tlog.seconds:.1f} s: {tlog.epochs_run} epoch(s) on {tlog.device}, final loss "
+        f"{tlog.losses[-1]:.3f}, stopped by {tlog.stopped}",
+        highlight=False,
+    )
 
 
 def enroll(
@@ -109,12 +205,7 @@ def enroll(
         ),
     ],
     bank: BankOpt = Path("kwsos_bank"),
-    features: Annotated[
-        Features | None,
-        typer.Option(
-            help="Frame features; fixed when the bank is created, changing it re-extracts every keyword's templates."
-        ),
-    ] = None,
+    features: Annotated[Features | None, typer.Option(help=FEATURES_HELP)] = None,
     templates: Annotated[
         Templates | None,
         typer.Option(
@@ -127,37 +218,118 @@ def enroll(
             "--replace", help="Replace the keyword's existing shots instead of adding to them."
         ),
     ] = False,
+    train: Annotated[
+        bool,
+        typer.Option(
+            help="Train the embedding network now (learned features). With --no-train only the "
+            "shots are stored: enroll several keywords, then train once with `kwsos train`."
+        ),
+    ] = True,
+    inference: Annotated[Inference | None, typer.Option(help=INFERENCE_HELP)] = None,
+    epochs: EpochsOpt = None,
+    max_minutes: MinutesOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    background: BackgroundOpt = None,
 ) -> None:
     """Enroll KEYWORD from its SHOTS into the keyword bank (created if needed).
 
     Each shot is converted to 16 kHz mono, high-passed at 50 Hz, peak-normalised and trimmed to
-    its voiced part; its feature sequence becomes a template for subsequence DTW.
-    Example: kwsos enroll weather shots/weather_*.wav --bank my_bank
+    its voiced part. With the default TACos features, the embedding network is then (re)trained
+    on the shots of all keywords in the bank (a few minutes on a laptop CPU; warm-started from
+    the bank's previous network); every shot's embedding sequence becomes a template for
+    subsequence DTW.
+
+    Examples:
+
+      kwsos enroll weather shots/weather_*.wav --bank my_bank
+
+      kwsos enroll banana shots/banana_*.wav --bank my_bank --no-train   (then: kwsos train)
     """
-    from kwsos.features import get_extractor
-    from kwsos.kws import BANK_FILE, KeywordSpotter, SpotterConfig
+    from kwsos.kws import BANK_FILE, KeywordSpotter, SpotterConfig, default_features
 
     start = time.perf_counter()
     for s in shots:
         _require_file(s, "shot")
+    backgrounds = _read_backgrounds(background)
     if (bank / BANK_FILE).is_file():
         spotter = KeywordSpotter.load(bank)
     else:
         spotter = KeywordSpotter(SpotterConfig())
-    if features is not None and features.value != spotter.extractor.name:
-        spotter.set_extractor(get_extractor(features.value))
+    if features is not None and features.value != spotter.feature_name:
+        spotter.set_extractor(_extractor(default_features(features.value)))
     if templates is not None and templates.value != spotter.config.templates:
         spotter.set_templates(templates.value)
+    if inference is not None:
+        spotter.set_inference(inference.value)
+    _apply_training_options(
+        spotter, epochs=epochs, max_minutes=max_minutes, device=device, seed=seed
+    )
     spotter.enroll(keyword, shots, replace_shots=replace)
-    spotter.fit()
+    if train and spotter.needs_training:
+        _train(spotter, backgrounds)
+    if not spotter.needs_training:
+        spotter.fit()
     spotter.save(bank)
     name = " ".join(keyword.split())
+    note = " (network not trained yet: run kwsos train)" if spotter.needs_training else ""
     err.print(
         f"enrolled {name!r}: {spotter.n_shots(name)} shot(s) in {bank} "
-        f"({len(spotter.keywords)} keyword(s), {spotter.extractor.name} features, "
-        f"{time.perf_counter() - start:.1f} s)",
+        f"({len(spotter.keywords)} keyword(s), {spotter.feature_name} features, "
+        f"{time.perf_counter() - start:.1f} s){note}",
         highlight=False,
     )
+
+
+def _extractor(features: dict):
+    from kwsos.features import extractor_from_dict
+
+    return extractor_from_dict(features)
+
+
+def train(
+    bank: BankOpt = Path("kwsos_bank"),
+    epochs: EpochsOpt = None,
+    max_minutes: MinutesOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    background: BackgroundOpt = None,
+    reversed_segments: Annotated[
+        bool | None,
+        typer.Option(
+            "--reversed/--no-reversed",
+            help="Train with a time-reversed class per keyword (paper: helps every system).",
+        ),
+    ] = None,
+    inference: Annotated[Inference | None, typer.Option(help=INFERENCE_HELP)] = None,
+    scratch: Annotated[
+        bool,
+        typer.Option("--from-scratch", help="Do not warm-start from the bank's current network."),
+    ] = False,
+) -> None:
+    """(Re)train the bank's embedding network on the shots of all its keywords.
+
+    Needed after `kwsos enroll --no-train`; also to train longer or on another device.
+    The settings given here are stored in the bank. Re-tune the threshold afterwards.
+    Example: kwsos train --bank my_bank --epochs 60 --device cuda
+    """
+    spotter = _load_bank(bank)
+    if not spotter.learned:
+        raise KwsosError(f"{bank} uses {spotter.feature_name} features, which are not trained")
+    backgrounds = _read_backgrounds(background)
+    if inference is not None:
+        spotter.set_inference(inference.value)
+    _apply_training_options(
+        spotter,
+        epochs=epochs,
+        max_minutes=max_minutes,
+        device=device,
+        seed=seed,
+        reversed_segments=reversed_segments,
+    )
+    _train(spotter, backgrounds, warm_start=not scratch)
+    spotter.fit().save(bank)
+    err.print(f"saved {bank}", highlight=False)
 
 
 def keywords(
@@ -244,6 +416,7 @@ def detect(
         Path | None,
         typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
     ] = None,
+    inference: Annotated[Inference | None, typer.Option(help=INFERENCE_HELP)] = None,
 ) -> None:
     """Find every enrolled keyword in RECORDINGS, with onset and offset in seconds.
 
@@ -251,7 +424,9 @@ def detect(
     """
     for r in recordings:
         _require_file(r, "recording")
-    spotter = _load_bank(bank)
+    spotter = _load_bank(bank, trained=True)
+    if inference is not None:
+        spotter.set_inference(inference.value)
     if keyword:
         for kw in keyword:
             spotter.n_shots(kw)  # raises on an unknown keyword
@@ -331,6 +506,10 @@ def tune(
     plot: Annotated[
         Path | None, typer.Option(help="Save the F1/precision/recall-vs-threshold curve as a PNG.")
     ] = None,
+    inference: Annotated[
+        Inference | None,
+        typer.Option(help="Switch the bank's inference mode (stored with the new threshold)."),
+    ] = None,
 ) -> None:
     """Pick the global threshold that maximises F1 on validation recordings and store it in the bank."""
     from kwsos.events import read_events
@@ -339,7 +518,9 @@ def tune(
         _require_file(r, "recording")
     _require_file(reference, "reference file")
     ref = read_events(reference)
-    spotter = _load_bank(bank)
+    spotter = _load_bank(bank, trained=True)
+    if inference is not None:
+        spotter.set_inference(inference.value)
     with progress_hook("tuning") as hook:
         result = spotter.tune(recordings, ref, hook=hook)
     spotter.save(bank)
@@ -379,13 +560,14 @@ def demo(
         Path | None,
         typer.Option(help="Keep the demo's keyword bank here (default: a temporary folder)."),
     ] = None,
-    features: Annotated[Features, typer.Option(help="Frame features.")] = Features.hfcc,
+    features: Annotated[Features, typer.Option(help=FEATURES_HELP)] = Features.tacos,
+    epochs: EpochsOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Run the bundled demo: enroll its keywords from 5 shots each, tune the threshold on the
     validation recording, detect in the long test recording, print detections and F1."""
     from kwsos.events import read_events
-    from kwsos.features import get_extractor
-    from kwsos.kws import KeywordSpotter, SpotterConfig
+    from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
     from kwsos.metrics import event_based_scores
 
     data = data or DEMO_DIR
@@ -394,10 +576,13 @@ def demo(
     with tempfile.TemporaryDirectory() as tmp:
         bank = bank or Path(tmp) / "bank"
         start = time.perf_counter()
-        spotter = KeywordSpotter(SpotterConfig(features=get_extractor(features.value).to_dict()))
+        spotter = KeywordSpotter(SpotterConfig(features=default_features(features.value)))
+        _apply_training_options(spotter, epochs=epochs, max_minutes=None, device=device, seed=None)
         for kw_dir in sorted(p for p in (data / "shots").iterdir() if p.is_dir()):
             shots = sorted(kw_dir.glob("*.wav"))
             spotter.enroll(kw_dir.name.replace("_", " "), shots)
+        if spotter.needs_training:
+            _train(spotter, [])
         spotter.fit().save(bank)
         err.print(
             f"enrolled {len(spotter.keywords)} keywords ({', '.join(spotter.keywords)}) "
@@ -431,6 +616,6 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (enroll, keywords, detect, tune, evaluate, demo):
+    for fn in (enroll, train, keywords, detect, tune, evaluate, demo):
         app.command()(user_errors(fn))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

@@ -1,0 +1,241 @@
+"""Learned frame embeddings as DTW features: TACos / L_kw temporal embeddings (Diss. 6.3.4).
+
+:class:`EmbeddingFeatures` is a :class:`~kwsos.features.FeatureExtractor`: log-Mel frames (64 bins,
+1024/256) -> segments of 16 frames -> :class:`~kwsos.models.TemporalResNet` -> one 128-d
+embedding per frame. Three inference modes, all streaming block by block with memory bounded
+independently of the recording length:
+
+``exact`` (the paper's pipeline, the reference)
+    One segment centred on every frame (hop 256 samples, half a segment of zero padding at both
+    ends); each frame's embedding is the mean of the embeddings the 16 segments covering it give
+    for it (Diss. Fig. 28). About 16 forward passes per output frame.
+``hop``
+    The same with segments every ``hop_frames`` frames (16 / hop_frames passes per frame).
+``conv``
+    One fully convolutional pass over the whole (padded) block: the network has no pooling or
+    padding along time other than the 3x3 convolutions' own, so it accepts any length; each
+    frame sees +-16 frames of real context instead of the averaged views of 16 zero-padded
+    segments. One forward pass per frame.
+
+The weights are not part of :meth:`to_dict`; a keyword bank stores them in ``model.pt``
+(:meth:`EmbeddingFeatures.with_net` attaches them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kwsos.features import (
+    SILENCE_LOGMEL,
+    FeatureExtractor,
+    LogMel,
+    gather_segments,
+    inference_starts,
+    overlap_add,
+)
+
+__all__ = ["EmbeddingFeatures", "MODES", "KINDS"]
+
+MODES = ("exact", "hop", "conv")
+#: Training objectives: TACos (keyword + position), L_kw only (ITG 2021 2D AdaCos).
+KINDS = ("tacos", "lkw")
+
+
+@dataclass(frozen=True)
+class EmbeddingFeatures(FeatureExtractor):
+    """Temporal embeddings from a trained :class:`~kwsos.models.TemporalResNet` (see module doc).
+
+    Attributes
+    ----------
+    kind
+        Training objective the network was trained with (``tacos`` or ``lkw``); informative.
+    mode
+        ``exact``, ``hop`` or ``conv`` inference (module docstring).
+    hop_frames
+        Segment hop for ``mode="hop"`` (``exact`` always uses 1).
+    segment_frames
+        Segment length T in frames (16 = 0.25 s).
+    model
+        ``TemporalResNet.to_dict()``: the architecture.
+    training
+        The training settings and log (epochs run, final loss, time), kept for provenance.
+    batch_segments
+        Segments per forward pass (``exact``/``hop``); ``conv`` processes ``batch_segments * 4``
+        frames per pass.
+    """
+
+    name: ClassVar[str] = "embedding"
+    win_samples: int = 1024
+    hop_samples: int = 256
+    n_mels: int = 64
+    kind: str = "tacos"
+    mode: str = "conv"
+    hop_frames: int = 4
+    segment_frames: int = 16
+    model: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    batch_segments: int = 512
+    net: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
+    # ------------------------------------------------------------------ plumbing
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name}
+        for f in fields(self):
+            if f.name != "net":
+                d[f.name] = getattr(self, f.name)
+        return d
+
+    def with_net(self, net: Any) -> EmbeddingFeatures:
+        """A copy using ``net`` (a trained module, put in eval mode)."""
+        from dataclasses import replace
+
+        net.eval()
+        return replace(self, net=net, model=net.to_dict())
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return int(self.model.get("dim", 128)) if self.model else 128
+
+    @property
+    def logmel(self) -> LogMel:
+        return LogMel(self.sample_rate, self.win_samples, self.hop_samples, self.n_mels)
+
+    @property
+    def receptive_frames(self) -> int:
+        """Frames of context on each side that one output frame of a ``conv`` pass depends on."""
+        channels = self.model.get("channels", (16, 32, 64, 128))
+        return len(channels) * int(self.model.get("blocks_per_stage", 2)) * 2
+
+    def _require_net(self) -> Any:
+        if self.net is None:
+            raise ValueError(
+                "these embedding features have no trained network attached; train one "
+                "(kwsos enroll) or load a keyword bank that has model.pt"
+            )
+        return self.net
+
+    def embed_segments(self, segments: np.ndarray) -> np.ndarray:
+        """``(n_seg, T, n_mels)`` log-Mel segments -> ``(n_seg, T, dim)`` embeddings."""
+        import torch
+
+        net = self._require_net()
+        device = next(net.parameters()).device
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(segments), self.batch_segments):
+                x = torch.from_numpy(np.ascontiguousarray(segments[i : i + self.batch_segments]))
+                out.append(net(x.to(device)).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.segment_frames, self.dim), np.float32)
+        return np.concatenate(out)
+
+    def _embed_sequence(self, frames: np.ndarray) -> np.ndarray:
+        """One convolutional pass: ``(n, n_mels)`` -> ``(n, dim)``."""
+        import torch
+
+        net = self._require_net()
+        device = next(net.parameters()).device
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(frames)[None]).to(device)
+            return net(x)[0].float().cpu().numpy()
+
+    # ------------------------------------------------------------------ streaming
+    def stream(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Embeddings ``(n_i, dim)`` of a signal given as consecutive blocks (bounded memory).
+
+        The concatenation equals the whole-signal result up to float rounding (the network is
+        applied to the same inputs, in differently sized batches).
+        """
+        mel = self.logmel.stream(blocks)
+        if self.mode == "conv":
+            yield from self._stream_conv(mel)
+        else:
+            yield from self._stream_segments(mel, 1 if self.mode == "exact" else self.hop_frames)
+
+    def _stream_segments(self, mel: Iterator[np.ndarray], hop: int) -> Iterator[np.ndarray]:
+        seg, half = self.segment_frames, self.segment_frames // 2
+        buf = np.zeros((0, self.n_mels), np.float32)
+        first = 0  # absolute frame index of buf[0]
+        n_avail = 0  # frames seen so far
+        next_c = 0  # centre of the next segment to compute
+        emitted = 0  # output frames emitted
+        acc = np.zeros((0, self.dim), np.float64)  # sums for frames emitted..
+        cnt = np.zeros(0, np.int64)
+
+        def run(centres: np.ndarray, hi: int) -> Iterator[np.ndarray]:
+            nonlocal acc, cnt, emitted, buf, first
+            if len(centres):
+                starts = centres - half
+                emb = self.embed_segments(
+                    gather_segments(buf, starts, offset=first, segment_frames=seg)
+                )
+                top = int(starts.max()) + seg
+                if top > emitted + len(acc):
+                    grow = top - emitted - len(acc)
+                    acc = np.concatenate([acc, np.zeros((grow, self.dim))])
+                    cnt = np.concatenate([cnt, np.zeros(grow, np.int64)])
+                a, c = overlap_add(emb, starts, emitted, emitted + len(acc))
+                acc += a
+                cnt += c
+            if hi > emitted:
+                k = hi - emitted
+                yield (acc[:k] / cnt[:k, None]).astype(np.float32)
+                acc, cnt, emitted = acc[k:], cnt[k:], hi
+            drop = max(0, emitted - half - first)
+            buf, first = buf[drop:], first + drop
+
+        for block in mel:
+            if not len(block):
+                continue
+            buf = np.concatenate([buf, block])
+            n_avail += len(block)
+            # centres whose segment lies inside the frames seen so far exist in the final list
+            last = n_avail - (seg - half)
+            if last >= next_c:
+                centres = np.arange(next_c, last + 1, hop)
+                next_c = int(centres[-1]) + hop
+                yield from run(centres, max(emitted, next_c - half))
+        if n_avail == 0:
+            return
+        all_c = inference_starts(n_avail, hop_frames=hop, segment_frames=seg) + half
+        yield from run(all_c[all_c >= next_c], n_avail)
+
+    def _stream_conv(self, mel: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        ctx = self.receptive_frames
+        pad = self.segment_frames // 2  # same zero padding as the segment pipelines
+        chunk = 4 * self.batch_segments
+        silence = np.full((pad, self.n_mels), SILENCE_LOGMEL, np.float32)
+        buf = silence.copy()  # holds frames first..; the virtual padding frames count as real
+        first = -pad
+        emitted = 0
+        for block in mel:
+            buf = np.concatenate([buf, block])
+            # frames whose right context (ctx frames) is fully available
+            while first + len(buf) - ctx - emitted >= chunk:
+                hi = emitted + chunk
+                yield self._conv_range(buf, first, emitted, hi, ctx)
+                emitted = hi
+                drop = max(0, emitted - ctx - first)
+                buf, first = buf[drop:], first + drop
+        n = first + len(buf)
+        if n <= 0:
+            return
+        buf = np.concatenate([buf, silence])
+        if n > emitted:
+            yield self._conv_range(buf, first, emitted, n, ctx)
+
+    def _conv_range(self, buf: np.ndarray, first: int, lo: int, hi: int, ctx: int) -> np.ndarray:
+        a = max(first, lo - ctx)
+        b = min(first + len(buf), hi + ctx)
+        out = self._embed_sequence(buf[a - first : b - first])
+        return out[lo - a : hi - a]

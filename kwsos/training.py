@@ -1,0 +1,240 @@
+"""Task-agnostic training loop for embedding models with angular-margin losses.
+
+Used by keyword enrollment (TACos / L_kw / sliding-window AdaCos) and by the open-set and
+anomaly recipes. The caller supplies the inputs, one or more soft-target matrices, a class id per
+sample for random oversampling, the model and the loss module; the loop handles seeding, class
+balancing, mixup, augmentation, Adam, progress reporting, a time budget, early stopping on the
+training loss, checkpoints and the device.
+
+Every training step computes ``loss_module(model(x), *targets)`` on a batch of ``batch_size``
+rows (mixed up when ``mixup`` is on: Diss. 3.4 / 6.3.4 use ``lambda ~ U(0, 1)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kwsos._atomic import atomic_output
+from kwsos.augment import mixup as mixup_batch
+
+__all__ = ["TrainConfig", "TrainLog", "train", "balanced_indices", "seed_everything", "pick_device"]
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[..., None]
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes
+    ----------
+    epochs
+        Maximum number of epochs; an epoch is one pass over the class-balanced index list
+        (:func:`balanced_indices`: every class oversampled to the size of the largest).
+    batch_size, lr
+        Adam with this batch size and learning rate (paper: batch 32, Keras default lr 1e-3).
+    mixup
+        Mix pairs of samples and their targets with ``lambda ~ U(0, 1)``.
+    augment
+        Apply the caller's augmentation (SpecAugment for log-Mel segments).
+    seed
+        Seeds python, numpy and torch; the batch order, mixup and augmentation draw from
+        generators seeded from it, so a run is reproducible on the same device.
+    device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or ``"auto"`` (CUDA when available).
+    patience, min_delta
+        Early stop when the epoch-mean training loss has not improved by more than ``min_delta``
+        (relative) for ``patience`` epochs (0: never).
+    max_minutes
+        Stop after the epoch during which this wall-clock budget ran out (``None``: no budget).
+    threads
+        Torch intra-op threads on CPU (``None``: leave torch's default).
+    """
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    mixup: bool = True
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    patience: int = 0
+    min_delta: float = 0.01
+    max_minutes: float | None = None
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class TrainLog:
+    """What happened: per-epoch mean loss, epochs run, why it stopped, wall time, device."""
+
+    losses: list[float] = field(default_factory=list)
+    epochs_run: int = 0
+    stopped: str = "epochs"
+    seconds: float = 0.0
+    device: str = "cpu"
+    steps: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "losses": [round(v, 5) for v in self.losses]}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds third-party code using the global RNG
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def balanced_indices(class_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random oversampling: every class's samples repeated (and topped up at random) to the size of
+    the largest class, then shuffled (Diss. 6.3.4, imbalanced-learn's RandomOverSampler)."""
+    class_ids = np.asarray(class_ids)
+    classes, counts = np.unique(class_ids, return_counts=True)
+    target = counts.max()
+    parts = []
+    for c, n in zip(classes, counts, strict=True):
+        idx = np.flatnonzero(class_ids == c)
+        reps = np.tile(idx, target // n)
+        extra = rng.choice(idx, target - len(reps), replace=False)
+        parts.append(np.concatenate([reps, extra]))
+    out = np.concatenate(parts)
+    rng.shuffle(out)
+    return out
+
+
+def train(
+    model: nn.Module,
+    loss_module: nn.Module,
+    inputs: np.ndarray,
+    targets: tuple[np.ndarray, ...],
+    class_ids: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    *,
+    augment: Augment | None = None,
+    hook: Hook | None = None,
+    checkpoint: str | Path | None = None,
+) -> TrainLog:
+    """Train ``model`` and ``loss_module`` (its centres are parameters too) in place.
+
+    Parameters
+    ----------
+    inputs
+        ``(N, ...)`` float32 model inputs (e.g. log-Mel segments ``(N, T, F)``).
+    targets
+        Soft-target matrices ``(N, C_i)`` passed to the loss after the model output, in order.
+    class_ids
+        ``(N,)`` class of every sample, for random oversampling.
+    augment
+        ``augment(x_batch, generator) -> x_batch``, applied before mixup when
+        ``config.augment``.
+    hook
+        Progress callback ``hook("train", completed=epoch, total=epochs, loss=...)``.
+    checkpoint
+        If given, the model and loss state are written there (atomically) after every epoch.
+    """
+    n = len(inputs)
+    if n == 0:
+        raise ValueError("no training samples")
+    if any(len(t) != n for t in targets) or len(class_ids) != n:
+        raise ValueError("inputs, targets and class_ids must have the same length")
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    model.to(device).train()
+    loss_module.to(device).train()
+    x_all = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    t_all = tuple(torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32)) for t in targets)
+    params = list(model.parameters()) + [p for p in loss_module.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=config.lr)
+    rng = np.random.default_rng(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    tlog = TrainLog(device=str(device))
+    start = time.perf_counter()
+    best, stale = math.inf, 0
+    for epoch in range(config.epochs):
+        order = balanced_indices(class_ids, rng)
+        total, count = 0.0, 0
+        for i in range(0, len(order), config.batch_size):
+            idx = torch.from_numpy(order[i : i + config.batch_size])
+            if len(idx) < 2:
+                continue
+            x = x_all[idx]
+            ts = tuple(t[idx] for t in t_all)
+            if config.augment and augment is not None:
+                x = augment(x, gen)
+            if config.mixup:
+                x, ts, _ = mixup_batch(x, ts, gen)
+            x = x.to(device, non_blocking=True)
+            ts = tuple(t.to(device, non_blocking=True) for t in ts)
+            loss = loss_module(model(x), *ts)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+            tlog.steps += 1
+        mean = total / max(count, 1)
+        tlog.losses.append(mean)
+        tlog.epochs_run = epoch + 1
+        elapsed = time.perf_counter() - start
+        log.info("epoch %d/%d loss %.4f (%.0f s)", epoch + 1, config.epochs, mean, elapsed)
+        if hook is not None:
+            hook("train", completed=epoch + 1, total=config.epochs, loss=mean)
+        if checkpoint is not None:
+            with atomic_output(checkpoint) as tmp:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "loss": loss_module.state_dict(),
+                        "epoch": epoch + 1,
+                        "log": tlog.to_dict(),
+                    },
+                    tmp,
+                )
+        if mean < best * (1 - config.min_delta):
+            best, stale = mean, 0
+        else:
+            stale += 1
+        if config.patience and stale >= config.patience:
+            tlog.stopped = "early stop (training loss)"
+            break
+        if config.max_minutes is not None and elapsed > 60 * config.max_minutes:
+            tlog.stopped = "time budget"
+            break
+    tlog.seconds = time.perf_counter() - start
+    model.eval()
+    loss_module.eval()
+    return tlog

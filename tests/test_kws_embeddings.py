@@ -1,0 +1,108 @@
+"""Training keyword embeddings from shots, and the KeywordSpotter with learned features."""
+
+import numpy as np
+import pytest
+from conftest import SR, word
+
+from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
+from kwsos.kws_embeddings import (
+    NO_SPEECH,
+    REVERSED_SUFFIX,
+    EmbeddingTrainingConfig,
+    build_training_set,
+)
+from kwsos.training import TrainConfig
+
+TINY = EmbeddingTrainingConfig(
+    channels=(4, 8, 8, 16),
+    dim=16,
+    n_centers=2,
+    background_clips=4,
+    train=TrainConfig(epochs=2, batch_size=16, device="cpu", max_minutes=None),
+)
+
+
+def _shots(rng):
+    return {name: [word(name, rng, rate=r) for r in (0.9, 1.0, 1.1)] for name in ("alpha", "beta")}
+
+
+def test_training_set_classes_and_targets(rng):
+    shots = _shots(rng)
+    bg = [0.01 * rng.standard_normal(SR).astype(np.float32)]
+    ts = build_training_set(shots, bg, kind="tacos", reversed_segments=True, rng=rng)
+    assert ts.classes == [
+        "alpha",
+        "beta",
+        "alpha" + REVERSED_SUFFIX,
+        "beta" + REVERSED_SUFFIX,
+        NO_SPEECH,
+    ]
+    assert ts.x.shape[1:] == (16, 64) and len(ts.x) == len(ts.lab_kw) == len(ts.lab_pos)
+    np.testing.assert_allclose(ts.lab_kw.sum(1), 1)
+    np.testing.assert_allclose(ts.lab_pos.sum(1), 1, rtol=1e-6)
+    fwd = ts.class_ids == 0
+    rev = ts.class_ids == 2
+    # forward segments have peaked position targets, reversed and no-speech uniform ones
+    assert ts.lab_pos[fwd].max(1).min() > 1 / ts.n_positions
+    np.testing.assert_allclose(ts.lab_pos[rev], 1 / ts.n_positions, rtol=1e-6)
+    np.testing.assert_allclose(ts.lab_pos[ts.class_ids == 4], 1 / ts.n_positions, rtol=1e-6)
+    # the reversed class holds the time-flipped forward segments
+    np.testing.assert_array_equal(ts.x[rev], ts.x[fwd][:, ::-1])
+    # no-speech is subsampled to at most the largest keyword class
+    assert (ts.class_ids == 4).sum() <= max(fwd.sum(), (ts.class_ids == 1).sum())
+    # N_pos = the most segments of any shot (the longest shot's segments get distinct targets)
+    longest = max(len(w) for ws in shots.values() for w in ws)
+    n_frames = 1 + (longest - 1024) // 256
+    assert ts.n_positions == 1 + -(-(n_frames - 16) // 3)
+
+
+def test_lkw_has_one_position_and_no_reversed_option(rng):
+    ts = build_training_set(_shots(rng), [], kind="lkw", reversed_segments=False)
+    assert ts.n_positions == 1 and ts.classes == ["alpha", "beta"]
+    np.testing.assert_array_equal(ts.lab_pos, 1)
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory, audio_set):
+    sp = KeywordSpotter(SpotterConfig(features=default_features("tacos"), training=TINY.to_dict()))
+    for name, paths in audio_set["shots"].items():
+        sp.enroll(name, paths)
+    assert sp.needs_training
+    tlog = sp.train_features()
+    return sp, tlog
+
+
+def test_spotter_trains_and_round_trips(learned, audio_set, tmp_path):
+    sp, tlog = learned
+    assert tlog.epochs_run == 2 and not sp.needs_training
+    assert sp.extractor.training["keywords"] == {"alpha": 3, "beta": 3}
+    events = sp.detect(audio_set["recording"], threshold=0.5)
+    sp.save(tmp_path / "bank")
+    assert (tmp_path / "bank" / "model.pt").is_file()
+    again = KeywordSpotter.load(tmp_path / "bank")
+    assert not again.needs_training and again.feature_name == "tacos"
+    assert again.detect(audio_set["recording"], threshold=0.5) == events
+
+
+def test_new_shots_make_the_network_stale(learned, audio_set, tmp_path):
+    sp, _ = learned
+    sp2 = KeywordSpotter.load(_saved(sp, tmp_path))
+    sp2.enroll("alpha", audio_set["shots"]["alpha"][:1])
+    assert sp2.needs_training
+    sp2.save(tmp_path / "stale")  # no templates written for a stale network
+    assert not list((tmp_path / "stale" / "templates").iterdir())
+    assert KeywordSpotter.load(tmp_path / "stale").needs_training
+
+
+def test_inference_mode_switch_keeps_the_network(learned, audio_set):
+    sp, _ = learned
+    a = sp.extractor(np.asarray(word("alpha", np.random.default_rng(0)), np.float32))
+    sp.set_inference("exact")
+    b = sp.extractor(np.asarray(word("alpha", np.random.default_rng(0)), np.float32))
+    sp.set_inference("conv")
+    assert a.shape == b.shape and not sp.needs_training
+
+
+def _saved(sp, tmp_path):
+    sp.save(tmp_path / "b")
+    return tmp_path / "b"
