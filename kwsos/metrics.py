@@ -3,18 +3,47 @@
 Keyword spotting is scored like sound event detection (Diss. 2.10, 6.3.2): event-based,
 micro-averaged F1 / precision / recall as implemented by sed_eval's ``EventBasedMetrics`` with a
 0.2 s onset collar and an offset collar of max(0.2 s, 50 % of the reference event's length).
+
+Anomaly detection (Diss. 2.10.1, 4.3): :func:`roc_auc` (pAUC with ``max_fpr``), :func:`eer`,
+:func:`f1_ev` and :func:`bounded_f1_ev`. Convention for all of them: ``y_true`` is 1 (True) for
+an anomalous sample and 0 for a normal one, and **a higher score means more anomalous**; a sample
+is predicted anomalous when ``score > threshold`` (Diss. Eq. 13-14).
+
+Open-set classification (Diss. 2.10.2, 6.2): :func:`openness` (Def. 6.1),
+:func:`weighted_accuracy` (Eq. 27), :func:`top1_eer` and :func:`top1_auc` (Eq. 28-29).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PureWindowsPath
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from kwsos.events import Event, events_by_file
 
-__all__ = ["ClassScores", "EventScores", "event_based_scores", "file_key"]
+__all__ = [
+    "ClassScores",
+    "EventScores",
+    "bounded_f1_ev",
+    "eer",
+    "event_based_scores",
+    "f1_ev",
+    "file_key",
+    "openness",
+    "roc_auc",
+    "top1_auc",
+    "top1_eer",
+    "weighted_accuracy",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -130,3 +159,420 @@ def event_based_scores(
         sum(len(v) for k, v in est.items() if k in keys),
         per_label,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Anomaly detection (Diss. 2.10.1, 4.3)
+# --------------------------------------------------------------------------------------------
+
+
+def _binary_inputs(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``y_true`` (0 normal / 1 anomalous, both present) and finite 1-D ``scores``."""
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or s.ndim != 1:
+        raise ValueError(
+            f"y_true and scores must be 1-D arrays, got shapes {y.shape} and {s.shape}"
+        )
+    if len(y) != len(s):
+        raise ValueError(f"y_true has {len(y)} entries but scores has {len(s)}")
+    if len(y) == 0:
+        raise ValueError("y_true and scores are empty")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"scores contain {int(np.sum(~np.isfinite(s)))} NaN or infinite values")
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1}:
+        raise ValueError(
+            f"y_true must hold 0 (normal) or 1 (anomalous) per sample, got values {sorted(map(str, values))}"
+        )
+    y = y.astype(bool)
+    if y.all() or not y.any():
+        raise ValueError("y_true needs both normal (0) and anomalous (1) samples")
+    return y, s
+
+
+def roc_auc(y_true: ArrayLike, scores: ArrayLike, max_fpr: float | None = None) -> float:
+    """Area under the ROC curve, or the standardised partial AUC for FPR in ``[0, max_fpr]``.
+
+    Diss. 2.10.1 (Eq. 23-25, Theorem 2.10): the probability that a random anomalous sample scores
+    higher than a random normal one. With ``max_fpr`` this is scikit-learn's
+    ``roc_auc_score(max_fpr=...)``, i.e. the McClish-standardised pAUC
+    ``0.5 * (1 + (A_p - p^2/2) / (p - p^2/2))`` that the DCASE challenge reports (SPEC §6).
+
+    Parameters
+    ----------
+    y_true : (n_samples,)
+        1 (True) for an anomalous sample, 0 (False) for a normal one; both must occur.
+    scores : (n_samples,)
+        Anomaly scores, higher = more anomalous.
+    max_fpr
+        Upper end of the FPR range, in (0, 1]; None (default) for the full AUC.
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _binary_inputs(y_true, scores)
+    if max_fpr is not None and not 0.0 < max_fpr <= 1.0:
+        raise ValueError(f"max_fpr must lie in (0, 1], got {max_fpr}")
+    return float(roc_auc_score(y, s, max_fpr=max_fpr))
+
+
+def _eer_from_roc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Where the piecewise-linear ROC curve meets FPR = FNR (= 1 - TPR).
+
+    ``g = FPR - FNR`` never decreases along the curve (both rates grow as the threshold falls),
+    so the first point with ``g >= 0`` and its predecessor bracket the crossing, which is found
+    by linear interpolation between them.
+    """
+    g = fpr + tpr - 1.0
+    i = int(np.argmax(g >= 0.0))
+    if g[i] == 0.0 or i == 0:
+        return float(fpr[i])
+    t = -g[i - 1] / (g[i] - g[i - 1])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def eer(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Equal error rate: the error rate where FPR = FNR on the ROC curve (Diss. 2.10.1).
+
+    The ROC curve uses every distinct score as a threshold (plus the two trivial ones) and is
+    interpolated linearly between them; the EER is its intersection with the line
+    FPR = 1 - TPR. This equals the usual "FPR at the threshold where FPR and FNR cross" when a
+    threshold with FPR = FNR exists, and interpolates between the two neighbouring thresholds
+    otherwise.
+
+    Parameters
+    ----------
+    y_true : (n_samples,)
+        1 (True) for an anomalous sample, 0 (False) for a normal one; both must occur.
+    scores : (n_samples,)
+        Anomaly scores, higher = more anomalous.
+
+    Returns
+    -------
+    float in [0, 1], lower is better.
+    """
+    from sklearn.metrics import roc_curve
+
+    y, s = _binary_inputs(y_true, scores)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    return _eer_from_roc(fpr, tpr)
+
+
+def _f1_at(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """F1 (Diss. Eq. 20, ``2 TP / (|A_pred| + |X_anomalous|)``) for each threshold, ``s > t``."""
+    n_pos = int(y.sum())
+    n_pred = len(s) - np.searchsorted(np.sort(s), thresholds, side="right")
+    tp = n_pos - np.searchsorted(np.sort(s[y]), thresholds, side="right")
+    return 2.0 * tp / (n_pred + n_pos)
+
+
+def _optimal_threshold_center(y: np.ndarray, s: np.ndarray) -> float:
+    """Centre of the (first) interval of thresholds with the best F1 (Diss. Def. 4.2).
+
+    F1 is constant on ``[s_k, s_{k+1})`` for the sorted distinct scores ``s_k``; the first run
+    ``k = a..b`` of optimal thresholds covers ``[s_a, s_{b+1})``, whose midpoint is returned.
+    """
+    th = np.unique(s)
+    f1 = _f1_at(y, s, th)
+    optimal = f1 >= f1.max() - 1e-12
+    a = int(np.argmax(optimal))
+    b = a
+    while b + 1 < len(th) and optimal[b + 1]:
+        b += 1
+    upper = th[b + 1] if b + 1 < len(th) else th[b]
+    return float(0.5 * (th[a] + upper))
+
+
+def f1_ev(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """F1-EV score (Diss. Def. 4.1, Eq. 48-49): expected F1 over uniformly drawn thresholds.
+
+    Left-endpoint Riemann sum of the piecewise-constant F1 function over the sorted distinct
+    test scores ``theta_1 < ... < theta_N``::
+
+        F1-EV = sum_{k=1}^{N-1} F1(theta_k) * (theta_{k+1} - theta_k) / (theta_N - theta_1)
+
+    where ``F1(theta)`` predicts a sample anomalous when ``score > theta``.
+
+    Parameters
+    ----------
+    y_true : (n_samples,)
+        1 (True) for an anomalous sample, 0 (False) for a normal one; both must occur.
+    scores : (n_samples,)
+        Anomaly scores, higher = more anomalous; at least two distinct values.
+
+    Returns
+    -------
+    float in [0, 1], higher is better.
+    """
+    y, s = _binary_inputs(y_true, scores)
+    th = np.unique(s)
+    if len(th) < 2:
+        raise ValueError("all scores are equal: F1-EV needs at least two distinct scores")
+    f1 = _f1_at(y, s, th[:-1])
+    return float(np.sum(f1 * np.diff(th)) / (th[-1] - th[0]))
+
+
+def bounded_f1_ev(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    beta: float = 0.2,
+    theta_opt: float | None = None,
+) -> float:
+    """Bounded F1-EV score (Diss. Def. 4.2, Eq. 50-53; Wilkinghoff & Imoto, ICASSP 2024).
+
+    Like :func:`f1_ev`, but the thresholds are restricted to
+    ``[theta_min, theta_max] = [mean_n - beta * std_n, theta_opt + beta * std_n]`` where
+    ``mean_n`` / ``std_n`` are the mean and (population, ``ddof=0``) standard deviation of the
+    scores of the *normal* test samples (the ICASSP paper and its reference code; the
+    dissertation's Eq. 50 writes the statistics of all test scores but its text says normal
+    ones) and ``theta_opt`` is the centre of the interval of empirically optimal thresholds.
+    The Riemann sum runs over ``theta_min``, every distinct score strictly inside the interval,
+    and ``theta_max``, normalised by ``theta_max - theta_min``.
+
+    Parameters
+    ----------
+    y_true : (n_samples,)
+        1 (True) for an anomalous sample, 0 (False) for a normal one; both must occur.
+    scores : (n_samples,)
+        Anomaly scores, higher = more anomalous.
+    beta
+        Width of the margins in standard deviations of the normal scores (0.2 in the paper).
+    theta_opt
+        Optimal threshold; default: the centre of the first run of thresholds (distinct scores)
+        with the best F1, i.e. the midpoint of ``[s_a, s_{b+1})``. (The reference code takes the
+        lowest optimal score ``s_a`` instead; pass it here to reproduce that.)
+
+    Returns
+    -------
+    float in [0, 1], higher is better. If ``theta_max <= theta_min`` (a system so poor that
+    the best threshold lies below the normal scores' mean) the range is empty and the F1 at
+    ``theta_min`` is returned, with a logged warning.
+    """
+    y, s = _binary_inputs(y_true, scores)
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    normal = s[~y]
+    mean, std = float(normal.mean()), float(normal.std())
+    if theta_opt is None:
+        theta_opt = _optimal_threshold_center(y, s)
+    lo, hi = mean - beta * std, float(theta_opt) + beta * std
+    if hi <= lo:
+        logger.warning(
+            "bounded F1-EV: empty threshold range [%.6g, %.6g]; returning F1 at the lower bound",
+            lo,
+            hi,
+        )
+        return float(_f1_at(y, s, np.array([lo]))[0])
+    th = np.unique(s)
+    th = np.concatenate([[lo], th[(th > lo) & (th < hi)], [hi]])
+    f1 = _f1_at(y, s, th[:-1])
+    return float(np.sum(f1 * np.diff(th)) / (hi - lo))
+
+
+# --------------------------------------------------------------------------------------------
+# Open-set classification (Diss. 2.10.2, 6.2)
+# --------------------------------------------------------------------------------------------
+
+
+def openness(n_train_classes: int, n_test_classes: int) -> float:
+    """Openness of an open-set task (Diss. Def. 6.1, Eq. 63; Scheirer et al. 2013).
+
+    ``1 - sqrt(2 N_train / (N_train + N_test))``: 0 for a closed-set task, approaching 1 as
+    the number of test classes unseen in training grows. Diss. Table 28: 34 classes in test,
+    34 / 29 / 24 of them in training -> 0, 0.04, 0.09.
+
+    Parameters
+    ----------
+    n_train_classes
+        Number of classes with training data (>= 1).
+    n_test_classes
+        Number of classes in the test data (>= n_train_classes).
+    """
+    for name, n in (("n_train_classes", n_train_classes), ("n_test_classes", n_test_classes)):
+        if isinstance(n, bool) or int(n) != n or n < 1:
+            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    if n_test_classes < n_train_classes:
+        raise ValueError(
+            f"n_test_classes ({n_test_classes}) must be >= n_train_classes ({n_train_classes})"
+        )
+    return 1.0 - math.sqrt(2.0 * n_train_classes / (n_train_classes + n_test_classes))
+
+
+def _labels(y: ArrayLike, name: str) -> np.ndarray:
+    a = np.asarray(y)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    return a
+
+
+def weighted_accuracy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    unknown_label: object,
+    beta: float = 0.5,
+    closed_set_pred: ArrayLike | None = None,
+    rejection_term: Literal["binary", "unknown"] = "binary",
+) -> float:
+    """Weighted accuracy of an open-set classifier (Diss. Eq. 27; beta = 0.5 in Diss. 6.2).
+
+    ``beta * ACC_known + (1 - beta) * ACC_reject`` with
+
+    * ``ACC_known``: the mean over the known classes ``i`` present in ``y_true`` of the
+      fraction of class-``i`` clips predicted as ``i``. Eq. 27 writes a sum; its stated range
+      [0, 1] and the text ("the accuracy obtained when classifying between the known
+      classes") make it the mean. The class prediction is ``closed_set_pred`` when given (Eq.
+      27's ``pred_class``, the top-1 known class ignoring the rejection); otherwise
+      ``y_pred``, so that a rejected known clip counts as an error (the evaluation of the
+      dataset's authors and of the reference code behind Diss. Table 29).
+    * ``ACC_reject`` for ``rejection_term="binary"`` (Eq. 27): ``(TP + TN) / |X_test|``, the
+      accuracy of the known-vs-unknown decision over all clips (a known clip is right when it
+      is not rejected, an unknown clip when it is). ``"unknown"``: the fraction of the unknown
+      clips that are rejected, ``A_U`` of Naranjo-Alcazar et al. and the reference code behind
+      Table 29 (described as "the accuracy for the unknown classes" in Diss. A.1.3).
+
+    Parameters
+    ----------
+    y_true : (n_clips,)
+        True labels; unknown (unwanted) clips carry ``unknown_label``.
+    y_pred : (n_clips,)
+        Open-set predictions: a known class or ``unknown_label`` (rejected).
+    unknown_label
+        The label that marks unknown clips, e.g. ``"unknown"`` or ``-1``.
+    beta
+        Weight of the known-class term, in [0, 1].
+    closed_set_pred : (n_clips,), optional
+        Top-1 known class of every clip before rejection.
+    rejection_term
+        ``"binary"`` (Eq. 27, default) or ``"unknown"`` (Table 29 protocol), see above.
+
+    Returns
+    -------
+    float in [0, 1], higher is better.
+    """
+    yt = _labels(y_true, "y_true")
+    yp = _labels(y_pred, "y_pred")
+    if len(yt) != len(yp):
+        raise ValueError(f"y_true has {len(yt)} entries but y_pred has {len(yp)}")
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must lie in [0, 1], got {beta}")
+    if rejection_term not in ("binary", "unknown"):
+        raise ValueError(f"rejection_term must be 'binary' or 'unknown', got {rejection_term!r}")
+    unknown = yt == unknown_label
+    rejected = yp == unknown_label
+    known = ~unknown
+    if not known.any():
+        raise ValueError("y_true has no known-class clip: the known-class accuracy is undefined")
+    cls = yp
+    if closed_set_pred is not None:
+        cls = _labels(closed_set_pred, "closed_set_pred")
+        if len(cls) != len(yt):
+            raise ValueError(f"closed_set_pred has {len(cls)} entries but y_true has {len(yt)}")
+    acc_known = float(np.mean([np.mean(cls[yt == c] == c) for c in np.unique(yt[known])]))
+    if rejection_term == "binary":
+        acc_reject = float(np.mean(np.where(unknown, rejected, ~rejected)))
+    else:
+        if not unknown.any():
+            raise ValueError("rejection_term='unknown' needs unknown clips in y_true, found none")
+        acc_reject = float(np.mean(rejected[unknown]))
+    return beta * acc_known + (1.0 - beta) * acc_reject
+
+
+def _top1_roc(
+    y_true: ArrayLike, y_pred: ArrayLike, scores: ArrayLike, unknown_label: object
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 ROC curve (Diss. Eq. 28-29): (FPR_top-1, TPR) points, thresholds falling.
+
+    Positives are the unknown clips; the anomaly score is ``-scores``. A known clip is a top-1
+    false positive when it is rejected *or* accepted with the wrong class, so the misclassified
+    known clips are false positives at every threshold:
+    ``FPR_top1 = m + (1 - m) * FPR_c`` with ``m`` the fraction of misclassified known clips and
+    ``FPR_c`` the ordinary FPR over the correctly classified known clips.
+    """
+    from sklearn.metrics import roc_curve
+
+    yt = _labels(y_true, "y_true")
+    yp = _labels(y_pred, "y_pred")
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1:
+        raise ValueError(f"scores must be 1-D, got shape {s.shape}")
+    if not len(yt) == len(yp) == len(s):
+        raise ValueError(
+            f"y_true, y_pred and scores differ in length: {len(yt)}, {len(yp)}, {len(s)}"
+        )
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"scores contain {int(np.sum(~np.isfinite(s)))} NaN or infinite values")
+    unknown = yt == unknown_label
+    if np.any(yp == unknown_label):
+        raise ValueError(
+            "y_pred must hold the top-1 known class of every clip (before any rejection), "
+            f"not the unknown label {unknown_label!r}"
+        )
+    known = ~unknown
+    if not unknown.any() or not known.any():
+        raise ValueError("top-1 EER / AUC need both known and unknown clips in y_true")
+    correct = known & (yp == yt)
+    m = 1.0 - correct.sum() / known.sum()
+    if not correct.any():
+        return np.array([1.0, 1.0]), np.array([0.0, 1.0])
+    keep = unknown | correct
+    fpr_c, tpr, _ = roc_curve(unknown[keep], -s[keep], drop_intermediate=False)
+    return m + (1.0 - m) * fpr_c, tpr
+
+
+def top1_eer(
+    y_true: ArrayLike, y_pred: ArrayLike, scores: ArrayLike, *, unknown_label: object
+) -> float:
+    """Top-1 EER of an open-set classifier (Diss. 2.10.2, Eq. 28-29; Sharma et al.).
+
+    The EER of the known-vs-unknown decision in which a known clip also counts as a false
+    positive when it is accepted with the wrong class: the point where the top-1 FPR
+    (Eq. 29) equals the FNR (unknown clips accepted). The curve is interpolated linearly
+    between thresholds, as in :func:`eer`.
+
+    Parameters
+    ----------
+    y_true : (n_clips,)
+        True labels; unknown clips carry ``unknown_label``.
+    y_pred : (n_clips,)
+        Top-1 known class of every clip (the argmax, never ``unknown_label``).
+    scores : (n_clips,)
+        Score of that top-1 class, **higher = more likely known** (e.g. the maximum cosine
+        similarity to the class's shots); pass ``-anomaly_score`` for anomaly scores.
+    unknown_label
+        The label that marks unknown clips.
+
+    Returns
+    -------
+    float in [0, 1], lower is better.
+    """
+    fpr, tpr = _top1_roc(y_true, y_pred, scores, unknown_label)
+    return _eer_from_roc(fpr, tpr)
+
+
+def top1_auc(
+    y_true: ArrayLike, y_pred: ArrayLike, scores: ArrayLike, *, unknown_label: object
+) -> float:
+    """Top-1 AUC-ROC of an open-set classifier (Diss. 2.10.2): the ROC with the top-1 FPR.
+
+    Area (trapezoidal rule) under (FPR_top1, TPR) of Eq. 28-29. Misclassified known clips are
+    false positives at every threshold, so the curve starts at FPR = m (the misclassified
+    fraction) and the area equals ``(1 - m) * AUC(unknown vs. correctly classified known)``;
+    without confusions it is the ordinary AUC.
+
+    Parameters
+    ----------
+    y_true, y_pred, scores, unknown_label
+        As in :func:`top1_eer` (``scores``: higher = more likely known).
+
+    Returns
+    -------
+    float in [0, 1], higher is better.
+    """
+    fpr, tpr = _top1_roc(y_true, y_pred, scores, unknown_label)
+    return float(np.trapezoid(tpr, fpr))
