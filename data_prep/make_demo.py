@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -195,17 +196,18 @@ class EngineMissingError(SystemExit):
     """Raised (and shown as a one-line message) when a TTS engine or voice is missing."""
 
 
-def check_engines() -> None:
-    """Exit with a one-line message naming the apt package if an engine or voice is missing."""
+def check_engines(caller: str = "make_demo") -> None:
+    """Exit with a one-line message (prefixed with ``caller``) naming the apt package if an
+    engine or voice is missing."""
     for program, package in REQUIRED_PROGRAMS.items():
         if shutil.which(program) is None:
             raise EngineMissingError(
-                f"make_demo: '{program}' not found; install it with: apt-get install -y {package}"
+                f"{caller}: '{program}' not found; install it with: apt-get install -y {package}"
             )
     for voice_id, (folder, package) in FESTIVAL_VOICE_DIRS.items():
         if not folder.is_dir():
             raise EngineMissingError(
-                f"make_demo: festival voice '{voice_id}' not found; "
+                f"{caller}: festival voice '{voice_id}' not found; "
                 f"install it with: apt-get install -y {package}"
             )
 
@@ -264,9 +266,16 @@ COMMAND_BUILDERS = {
     "festival": festival_command,
 }
 
+#: Engines that run inside Python rather than as a command line (e.g. piper, registered by
+#: ``make_kws_tts``): engine name -> ``f(text, voice, style) -> (mono float audio, rate)``.
+IN_PROCESS_ENGINES: dict[str, Callable[[str, Voice, Style], tuple[np.ndarray, int]]] = {}
+
 
 def synthesize(text: str, voice: Voice, style: Style, tmp_dir: Path) -> np.ndarray:
     """Synthesise ``text`` and return it as float32 mono audio at :data:`SAMPLE_RATE`."""
+    if voice.engine in IN_PROCESS_ENGINES:
+        audio, rate = IN_PROCESS_ENGINES[voice.engine](text, voice, style)
+        return resample(np.asarray(audio, dtype=np.float32), rate)
     wav = tmp_dir / "tts.wav"
     cmd = COMMAND_BUILDERS[voice.engine](text, voice, style, wav)
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -432,11 +441,18 @@ def assemble(chunks: list[Chunk]) -> tuple[np.ndarray, list[Event], np.ndarray]:
 
 
 def mix_noise(
-    speech: np.ndarray, mask: np.ndarray, snr_db: float, rng: np.random.Generator
+    speech: np.ndarray,
+    mask: np.ndarray,
+    snr_db: float,
+    rng: np.random.Generator,
+    noise: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Add background noise at ``snr_db`` re. the speech RMS and normalise the peak."""
+    """Add background noise at ``snr_db`` re. the RMS of the speech samples (``mask``) and
+    normalise the peak. ``noise`` (unit RMS, same length) defaults to :func:`background_noise`."""
     speech_rms = np.sqrt(np.mean(speech[mask] ** 2))
-    noise = background_noise(rng, len(speech)) * speech_rms / 10 ** (snr_db / 20)
+    if noise is None:
+        noise = background_noise(rng, len(speech))
+    noise = noise * speech_rms / 10 ** (snr_db / 20)
     return normalise(speech + noise)
 
 
@@ -448,13 +464,19 @@ def normalise(audio: np.ndarray) -> np.ndarray:
 def make_shot(text: str, voice: Voice, rng: np.random.Generator, tmp_dir: Path) -> np.ndarray:
     """One enrolment shot: the trimmed word, 0.1-0.2 s of silence each side, and a very
     light pink-noise floor (about 50 dB below the speech)."""
+    return make_shot_with_span(text, voice, rng, tmp_dir)[0]
+
+
+def make_shot_with_span(
+    text: str, voice: Voice, rng: np.random.Generator, tmp_dir: Path
+) -> tuple[np.ndarray, int, int]:
+    """:func:`make_shot`, also returning the word's first and end sample in the shot."""
     style = random_style(rng, rate_spread=0.06, pitch_spread=1.0)
     word = speak(text, voice, style, tmp_dir, gain_db=-20.0)
-    padded = np.concatenate(
-        [silence(rng, SHOT_SILENCE_RANGE_S), word, silence(rng, SHOT_SILENCE_RANGE_S)]
-    )
+    before = silence(rng, SHOT_SILENCE_RANGE_S)
+    padded = np.concatenate([before, word, silence(rng, SHOT_SILENCE_RANGE_S)])
     floor = colored_noise(rng, len(padded), 1.0) * 10 ** ((-20.0 - 50.0) / 20)
-    return normalise(padded + floor)
+    return normalise(padded + floor), len(before), len(before) + len(word)
 
 
 def write_shots(out_dir: Path, rng: np.random.Generator, tmp_dir: Path) -> list[Path]:
