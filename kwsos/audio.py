@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 SAMPLE_RATE = 16000
+#: File suffixes treated as audio when a folder is scanned (anything soundfile reads).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au")
 HIGHPASS_HZ = 50.0
 #: Peak below this (after mono conversion) counts as an all-silent recording.
 SILENCE_PEAK = 1e-5

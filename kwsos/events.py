@@ -32,6 +32,13 @@ __all__ = [
 
 FORMATS = ("table", "csv", "json", "audacity")
 _COLUMNS = ("filename", "onset", "offset", "event_label")
+#: KWS-DailyTalk's column names (``idx,event_label,event_onset,event_offset,file,scene_label``).
+_DAILYTALK = {
+    "file": "filename",
+    "event_onset": "onset",
+    "event_offset": "offset",
+    "event_label": "event_label",
+}
 
 
 class EventFileError(KwsosError):
@@ -60,6 +67,8 @@ class Event(NamedTuple):
 def read_events(path: str | Path) -> list[Event]:
     """Read a reference or estimate file (CSV/TSV with optional header, or the JSON written by kwsos).
 
+    KWS-DailyTalk annotation CSVs (``idx,event_label,event_onset,event_offset,file,scene_label``)
+    are read too; :func:`kwsos.metrics.file_key` matches their Windows paths by base name.
     Rows with only a filename (DCASE convention for a file without events) are skipped. Raises
     :class:`EventFileError` naming the file and line on any malformed row.
     """
@@ -78,6 +87,8 @@ def read_events(path: str | Path) -> list[Event]:
     delimiter = "\t" if "\t" in lines[0] else ","
     rows = list(csv.reader(lines, delimiter=delimiter))
     header = [c.strip().lower() for c in rows[0]]
+    if all(c in header for c in _DAILYTALK):  # KWS-DailyTalk annotation CSV (SPEC section 8)
+        header = [_DAILYTALK.get(c, c) for c in header]
     if all(c in header for c in _COLUMNS):
         cols = [header.index(c) for c in _COLUMNS]
         cost_col = header.index("cost") if "cost" in header else None

@@ -111,7 +111,7 @@ class SpotterConfig:
 
 
 #: ``--features`` choices: learned (trained on the shots) and hand-crafted.
-LEARNED_FEATURES = ("tacos", "lkw")
+LEARNED_FEATURES = ("tacos", "lkw", "sliding")
 FEATURE_CHOICES = (*LEARNED_FEATURES, "hfcc", "mfcc")
 
 
@@ -119,9 +119,12 @@ def default_features(name: str, **options: Any) -> dict[str, Any]:
     """``features`` dict of a :class:`SpotterConfig` for a ``--features`` choice.
 
     ``tacos`` / ``lkw`` are embeddings from a network trained with the TACos loss or the
-    keyword-only loss (no trained network yet); ``hfcc`` / ``mfcc`` are the hand-crafted
-    baselines. ``options`` override extractor fields (e.g. ``mode="exact"``).
+    keyword-only loss (no trained network yet), searched with DTW; ``sliding`` is the
+    sliding-window baseline (segment vectors scored against the keyword centres, no DTW);
+    ``hfcc`` / ``mfcc`` are the hand-crafted baselines. ``options`` override extractor fields (e.g. ``mode="exact"``).
     """
+    if name == "sliding":
+        return {"name": "embedding", "kind": name, "mode": "exact", **options}
     if name in LEARNED_FEATURES:
         return {"name": "embedding", "kind": name, **options}
     if name in ("hfcc", "mfcc"):
@@ -349,12 +352,12 @@ class KeywordSpotter:
         init = ex.net.state_dict() if (warm_start and ex.net is not None) else None  # type: ignore[attr-defined]
         shots = {k: self._keywords[k].shots for k in self.keywords}
         try:
-            net, tlog, ts = train_keyword_embeddings(
+            net, tlog, ts, loss = train_keyword_embeddings(
                 shots, cfg, backgrounds=backgrounds, init_state=init, hook=hook
             )
         except ValueError as exc:  # bad device, no CUDA
             raise KwsosError(str(exc)) from None
-        info = {
+        info: dict[str, Any] = {
             "keywords": self._shot_counts(),
             "classes": ts.classes,
             "n_positions": ts.n_positions,
@@ -363,6 +366,9 @@ class KeywordSpotter:
             "config": cfg.to_dict(),
             "log": tlog.to_dict(),
         }
+        if self.feature_name == "sliding":
+            centres = loss.centers.detach().cpu().numpy()
+            info["centres"] = {k: centres[ts.classes.index(k)].tolist() for k in self.keywords}
         self.extractor = replace(ex, training=info).with_net(net)  # type: ignore[call-arg,attr-defined]
         self.config = replace(
             self.config, features=self.extractor.to_dict(), training=cfg.to_dict()
@@ -394,6 +400,10 @@ class KeywordSpotter:
 
     # ------------------------------------------------------------------ templates / detector
     def _templates(self, kw: _Keyword) -> list[np.ndarray]:
+        if kw.templates is None and self.feature_name == "sliding":
+            name = next(k for k, v in self._keywords.items() if v is kw)
+            centre = self.extractor.training["centres"][name]  # type: ignore[attr-defined]
+            kw.templates = [np.asarray(centre, np.float32)[None, :]]
         if kw.templates is None:
             feats = [self.extractor(w) for w in kw.shots]
             kw.templates = [dba_template(feats)] if self.config.templates == "dba" else feats
@@ -421,6 +431,18 @@ class KeywordSpotter:
             for t in self._templates(self._keywords[name]):
                 templates.append(t)
                 labels.append(name)
+        if self.feature_name == "sliding":
+            from kwsos.backends.sliding import SlidingWindowDetector
+
+            frames = [
+                np.mean([self.extractor.n_frames(len(w)) for w in self._keywords[k].shots])
+                for k in self.keywords
+            ]
+            self._detector = SlidingWindowDetector(  # type: ignore[assignment]
+                self.config.threshold,
+                segment_frames=self.extractor.segment_frames,  # type: ignore[attr-defined]
+            ).fit([t[0] for t in templates], labels, frames)
+            return self
         self._detector = SubsequenceDTWDetector(
             threshold=self.config.threshold,
             steps=self.config.steps,
@@ -555,11 +577,28 @@ class KeywordSpotter:
             np.array([r.recall for r in rows]),
         )
 
+    def evaluate(
+        self,
+        recordings: Sequence[str | Path],
+        reference: Sequence[Event],
+        *,
+        threshold: float | None = None,
+        hook: Hook | None = None,
+    ) -> tuple[EventScores, list[Event]]:
+        """Detect in ``recordings`` and score against ``reference`` (event-based micro F1,
+        sed_eval, files matched by base name). Returns the scores and the detections."""
+        est: list[Event] = []
+        for i, rec in enumerate(recordings):
+            est += self.detect(rec, threshold=threshold)
+            if hook is not None:
+                hook("evaluate", completed=i + 1, total=len(recordings))
+        return event_based_scores(list(reference), est, files=[str(r) for r in recordings]), est
+
     # ------------------------------------------------------------------ persistence
     def save(self, bank_dir: str | Path) -> None:
         """Write the keyword bank to ``bank_dir`` atomically (see module docstring)."""
         bank_dir = Path(bank_dir)
-        _check_bank_target(bank_dir)
+        check_bank_target(bank_dir)
         bank_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{bank_dir.name}.tmp-", dir=bank_dir.parent))
         try:
@@ -652,7 +691,7 @@ def _read_wave(path: Path) -> np.ndarray:
     return wave
 
 
-def _check_bank_target(target: Path) -> None:
+def check_bank_target(target: Path) -> None:
     """Refuse to replace anything that is not a keyword bank (or an empty directory)."""
     if not target.exists():
         return

@@ -54,7 +54,9 @@ class EmbeddingTrainingConfig:
     Attributes
     ----------
     kind
-        ``"tacos"`` (keyword + relative-position loss) or ``"lkw"`` (keyword loss only).
+        ``"tacos"`` (keyword + relative-position loss), ``"lkw"`` (keyword loss only) or
+        ``"sliding"`` (sliding-window baseline: :class:`~kwsos.models.SlidingWindowResNet`, one
+        vector per segment, AdaCos with one centre per class; Diss. 6.3.7).
     reversed_segments
         Add a time-reversed class per keyword (Diss. 6.3.5; improves every system in Table 31).
     no_speech
@@ -83,8 +85,8 @@ class EmbeddingTrainingConfig:
     train: TrainConfig = field(default_factory=lambda: DEFAULT_TRAIN)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("tacos", "lkw"):
-            raise ValueError(f"kind must be 'tacos' or 'lkw', got {self.kind!r}")
+        if self.kind not in ("tacos", "lkw", "sliding"):
+            raise ValueError(f"kind must be 'tacos', 'lkw' or 'sliding', got {self.kind!r}")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +146,9 @@ def build_training_set(
         ]
         for kw in keywords
     }
-    n_pos = 1 if kind == "lkw" else max(len(s) for segs in per_shot.values() for s in segs)
+    n_pos = (
+        1 if kind in ("lkw", "sliding") else max(len(s) for segs in per_shot.values() for s in segs)
+    )
     classes = list(keywords)
     if reversed_segments:
         classes += [kw + REVERSED_SUFFIX for kw in keywords]
@@ -195,16 +199,18 @@ def train_keyword_embeddings(
     backgrounds: Sequence[np.ndarray] = (),
     init_state: Mapping[str, Any] | None = None,
     hook: Callable[..., None] | None = None,
-) -> tuple[Any, TrainLog, TrainingSet]:
-    """Train a :class:`~kwsos.models.TemporalResNet` on the shots; returns ``(net, log, set)``.
+) -> tuple[Any, TrainLog, TrainingSet, Any]:
+    """Train the embedding network on the shots; returns ``(net, log, training_set, loss)``.
+
+    The loss module holds the class centres (the sliding-window detector scores against them).
 
     ``backgrounds`` are extra 16 kHz "no speech" clips, used together with the built-in generated
     ones. ``init_state`` warm-starts the network (a previous bank's weights); the loss centres
     always start fresh because the classes may have changed.
     """
     from kwsos.augment import spec_augment
-    from kwsos.losses import TACos
-    from kwsos.models import TemporalResNet
+    from kwsos.losses import AdaCos, TACos
+    from kwsos.models import SlidingWindowResNet, TemporalResNet
     from kwsos.noise import builtin_backgrounds
     from kwsos.training import seed_everything, train
 
@@ -222,23 +228,33 @@ def train_keyword_embeddings(
         rng=rng,
     )
     seed_everything(config.train.seed)
-    net = TemporalResNet(dim=config.dim, channels=config.channels)
+    if config.kind == "sliding":
+        net = SlidingWindowResNet(
+            dim=config.dim, channels=config.channels, segment_frames=config.segment_frames
+        )
+    else:
+        net = TemporalResNet(dim=config.dim, channels=config.channels)
     if init_state is not None:
         try:
             net.load_state_dict(init_state)
             log.info("warm start from the previous network")
         except (RuntimeError, KeyError) as exc:
             log.warning("cannot warm-start (%s); training from scratch", exc)
-    loss = TACos(len(ts.classes), ts.n_positions, dim=config.dim, n_centers=config.n_centers)
+    if config.kind == "sliding":
+        loss, targets = AdaCos(len(ts.classes), dim=config.dim), (ts.lab_kw,)
+    else:
+        loss = TACos(len(ts.classes), ts.n_positions, dim=config.dim, n_centers=config.n_centers)
+        targets = (ts.lab_kw, ts.lab_pos)
     tlog = train(
         net,
         loss,
         ts.x,
-        (ts.lab_kw, ts.lab_pos),
+        targets,
         ts.class_ids,
         config.train,
         augment=spec_augment,
         hook=hook,
     )
     net.cpu().eval()
-    return net, tlog, ts
+    loss.cpu().eval()
+    return net, tlog, ts, loss

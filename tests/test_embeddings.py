@@ -39,13 +39,22 @@ def reference_exact(net, wave):
 
 
 def test_exact_matches_reference(net, wave):
-    ex = EmbeddingFeatures(mode="exact").with_net(net)
+    ex = EmbeddingFeatures(mode="exact", precision="fp32").with_net(net)
     np.testing.assert_allclose(ex(wave), reference_exact(net, wave), atol=1e-5)
+
+
+def test_bf16_is_close_to_fp32(net, wave):
+    a = EmbeddingFeatures(mode="conv", precision="fp32").with_net(net)(wave)
+    b = EmbeddingFeatures(mode="conv", precision="bf16").with_net(net)(wave)
+    cos = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99
 
 
 @pytest.mark.parametrize("mode", ["exact", "hop", "conv"])
 def test_stream_equals_whole(net, wave, mode):
-    ex = EmbeddingFeatures(mode=mode, hop_frames=4, batch_segments=16).with_net(net)
+    ex = EmbeddingFeatures(mode=mode, hop_frames=4, batch_segments=16, precision="fp32").with_net(
+        net
+    )
     whole = ex(wave)
     assert whole.shape == (ex.n_frames(len(wave)), 16)
     for block in (1000, 4097, 16000):

@@ -56,3 +56,14 @@ def test_audacity_and_json_shape():
     events = [Event("r.wav", 0.5, 1.25, "w", 0.1)]
     assert format_events(events, "audacity") == "0.500\t1.250\tw\n"
     assert json.loads(format_events(events, "json"))[0]["event_label"] == "w"
+
+
+def test_reads_kws_dailytalk_annotations(tmp_path):
+    p = tmp_path / "kws_dailytalk_test.csv"
+    p.write_text(
+        "idx,event_label,event_onset,event_offset,file,scene_label\n"
+        "0,credit card,1.25,1.9,data\\\\12\\\\3_1_d12.wav,dialogue\n"
+    )
+    (e,) = read_events(p)
+    assert (e.label, e.onset, e.offset) == ("credit card", 1.25, 1.9)
+    assert e.filename.endswith("3_1_d12.wav")

@@ -106,3 +106,21 @@ def test_inference_mode_switch_keeps_the_network(learned, audio_set):
 def _saved(sp, tmp_path):
     sp.save(tmp_path / "b")
     return tmp_path / "b"
+
+
+def test_sliding_window_baseline_end_to_end(audio_set, tmp_path):
+    cfg = TINY.to_dict()
+    sp = KeywordSpotter(SpotterConfig(features=default_features("sliding"), training=cfg))
+    for name, paths in audio_set["shots"].items():
+        sp.enroll(name, paths)
+    sp.train_features()
+    assert set(sp.extractor.training["centres"]) == {"alpha", "beta"}
+    assert sp.extractor(np.zeros(8000, np.float32) + 1e-3).shape[1] == 16
+    events = sp.detect(audio_set["recording"], threshold=2.0)  # everything is positive
+    assert {e.label for e in events} == {"alpha", "beta"}
+    assert all(e.offset > e.onset for e in events)
+    sp.save(tmp_path / "bank")
+    again = KeywordSpotter.load(tmp_path / "bank")
+    assert again.detect(audio_set["recording"], threshold=0.3) == sp.detect(
+        audio_set["recording"], threshold=0.3
+    )

@@ -41,6 +41,7 @@ class Format(str, Enum):
 class Features(str, Enum):
     tacos = "tacos"
     lkw = "lkw"
+    sliding = "sliding"
     hfcc = "hfcc"
     mfcc = "mfcc"
 
@@ -53,7 +54,7 @@ class Inference(str, Enum):
 
 FEATURES_HELP = (
     "tacos: embeddings from a network trained on your shots with the TACos loss (default; "
-    "paper's best); lkw: same network, keyword loss only; hfcc / mfcc: hand-crafted cepstra, "
+    "paper's best); lkw: same network, keyword loss only; sliding: sliding-window baseline (one vector per 0.25 s segment, no DTW); hfcc / mfcc: hand-crafted cepstra, "
     "no training. Changing it re-extracts every keyword's templates."
 )
 INFERENCE_HELP = (
@@ -77,6 +78,13 @@ DeviceOpt = Annotated[
     str | None, typer.Option(help="Training device: auto, cpu, cuda, cuda:1 ... (default auto).")
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed for training (default 0).")]
+ReversedOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--reversed/--no-reversed",
+        help="Train with a time-reversed class per keyword (default on; the paper found it helps every system).",
+    ),
+]
 BackgroundOpt = Annotated[
     Path | None,
     typer.Option(
@@ -127,8 +135,12 @@ def progress_hook(description: str) -> Iterator[Callable[..., None]]:
     )
     task = progress.add_task(description, total=None)
 
-    def hook(step: str, completed: int | None = None, total: int | None = None) -> None:
-        progress.update(task, completed=completed, total=total)
+    def hook(
+        step: str, completed: int | None = None, total: int | None = None, **info: Any
+    ) -> None:
+        extra = "  ".join(f"{k} {v:.3f}" for k, v in info.items() if isinstance(v, float))
+        desc = f"{description}  {extra}" if extra else description
+        progress.update(task, completed=completed, total=total, description=desc)
 
     with progress:
         yield hook
@@ -231,6 +243,7 @@ def enroll(
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     background: BackgroundOpt = None,
+    reversed_segments: ReversedOpt = None,
 ) -> None:
     """Enroll KEYWORD from its SHOTS into the keyword bank (created if needed).
 
@@ -246,11 +259,18 @@ def enroll(
 
       kwsos enroll banana shots/banana_*.wav --bank my_bank --no-train   (then: kwsos train)
     """
-    from kwsos.kws import BANK_FILE, KeywordSpotter, SpotterConfig, default_features
+    from kwsos.kws import (
+        BANK_FILE,
+        KeywordSpotter,
+        SpotterConfig,
+        check_bank_target,
+        default_features,
+    )
 
     start = time.perf_counter()
     for s in shots:
         _require_file(s, "shot")
+    check_bank_target(bank)  # fail before a long training, not after it
     backgrounds = _read_backgrounds(background)
     if (bank / BANK_FILE).is_file():
         spotter = KeywordSpotter.load(bank)
@@ -263,7 +283,12 @@ def enroll(
     if inference is not None:
         spotter.set_inference(inference.value)
     _apply_training_options(
-        spotter, epochs=epochs, max_minutes=max_minutes, device=device, seed=seed
+        spotter,
+        epochs=epochs,
+        max_minutes=max_minutes,
+        device=device,
+        seed=seed,
+        reversed_segments=reversed_segments,
     )
     spotter.enroll(keyword, shots, replace_shots=replace)
     if train and spotter.needs_training:
@@ -294,13 +319,7 @@ def train(
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     background: BackgroundOpt = None,
-    reversed_segments: Annotated[
-        bool | None,
-        typer.Option(
-            "--reversed/--no-reversed",
-            help="Train with a time-reversed class per keyword (paper: helps every system).",
-        ),
-    ] = None,
+    reversed_segments: ReversedOpt = None,
     inference: Annotated[Inference | None, typer.Option(help=INFERENCE_HELP)] = None,
     scratch: Annotated[
         bool,

@@ -161,7 +161,7 @@ def test_enroll_refuses_non_bank_directory(audio_set, tmp_path):
 def test_help_teaches():
     r = run("--help")
     assert r.exit_code == 0 and "kwsos enroll" in r.output
-    for cmd in ("enroll", "detect", "tune", "evaluate", "keywords", "demo"):
+    for cmd in ("enroll", "train", "detect", "tune", "evaluate", "keywords", "demo"):
         r = run(cmd, "--help")
         assert r.exit_code == 0 and "Usage" in r.output
 
@@ -189,3 +189,44 @@ def test_enroll_switches_templates_and_features(bank, audio_set, tmp_path):
     assert len(meta["keywords"]["alpha"]["shots"]) == 4
     assert all(len(k["templates"]) == 1 for k in meta["keywords"].values())
     assert "mfcc features" in r.stderr
+
+
+def test_tacos_enroll_no_train_then_train(audio_set, tmp_path):
+    """Default (TACos) features: --no-train stores shots only, detect refuses a stale network,
+    kwsos train trains once and reports the time."""
+    bank = tmp_path / "tacos"
+    for name, shots in audio_set["shots"].items():
+        r = run("enroll", name, *shots, "--bank", bank, "--no-train")
+        assert r.exit_code == 0, r.output
+        assert "not trained yet" in r.stderr
+    r = run("detect", audio_set["recording"], "--bank", bank)
+    assert r.exit_code == 2 and "kwsos train --bank" in r.stderr
+    r = run("train", "--bank", bank, "--epochs", "1", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    assert "trained the tacos embedding network on 2 keyword(s)" in r.stderr
+    meta = json.loads((bank / "bank.json").read_text())
+    assert meta["config"]["training"]["train"]["epochs"] == 1
+    assert meta["config"]["features"]["training"]["keywords"] == {"alpha": 3, "beta": 3}
+    assert (bank / "model.pt").is_file()
+    r = run("detect", audio_set["recording"], "--bank", bank, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("filename,onset,offset,event_label,cost")
+
+
+def test_train_rejects_hand_crafted_features_and_bad_device(bank, audio_set, tmp_path):
+    r = run("train", "--bank", bank)
+    assert r.exit_code == 2 and "not trained" in r.stderr
+    b = tmp_path / "t"
+    r = run(
+        "enroll",
+        "alpha",
+        *audio_set["shots"]["alpha"],
+        "--bank",
+        b,
+        "--device",
+        "cuda:7",
+        "--epochs",
+        "1",
+    )
+    assert r.exit_code == 2
+    assert not b.exists()
