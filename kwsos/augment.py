@@ -1,4 +1,5 @@
-"""Data augmentation shared by the training recipes: mixup, SpecAugment, time reversal.
+"""Data augmentation shared by the training recipes: mixup, SpecAugment, time reversal, random
+circular time shifts, random spectral colouring and speed perturbation.
 
 All functions act on batches of log-Mel inputs ``(B, T, F)`` (torch tensors) and take an explicit
 ``torch.Generator`` so that training is reproducible from a seed.
@@ -8,7 +9,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["mixup", "spec_augment", "time_reverse"]
+__all__ = [
+    "mixup",
+    "random_colouring",
+    "random_speed",
+    "random_time_shift",
+    "spec_augment",
+    "time_reverse",
+]
 
 
 def mixup(
@@ -96,3 +104,115 @@ def spec_augment(
 def time_reverse(x: torch.Tensor) -> torch.Tensor:
     """Reverse segments ``(B, T, F)`` along time (the TACos "reversed keyword" classes, Diss. 6.3.5)."""
     return torch.flip(x, dims=(1,))
+
+
+def random_time_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Roll every clip ``(B, T, F)`` circularly along time by its own uniform random offset.
+
+    For clips of (quasi-)periodic sounds such as alarms this is a random start point of the
+    cycle; it keeps a clip-level network from memorising where in the clip a shot's events sit
+    (the few-shot open-set classifier, :mod:`kwsos.openset`).
+    """
+    b, t_len, f_len = x.shape
+    shift = torch.randint(0, t_len, (b,), generator=generator).to(x.device)
+    idx = (torch.arange(t_len, device=x.device)[None, :] - shift[:, None]) % t_len
+    return torch.gather(x, 1, idx[:, :, None].expand(b, t_len, f_len))
+
+
+def random_colouring(
+    x: torch.Tensor, generator: torch.Generator, *, max_gain: float = 0.4, n_terms: int = 3
+) -> torch.Tensor:
+    """Add a random smooth gain curve over frequency to log spectra ``(B, T, F)``.
+
+    The curve ``sum_k a_k cos(pi k f / (F - 1))``, ``k = 1..n_terms``, ``a_k ~ U(-max_gain,
+    max_gain)`` per clip, imitates the colouring of another loudspeaker or microphone
+    (``max_gain`` is in the units of ``x``: 0.4 in natural-log magnitude is about 3.5 dB per
+    term).
+    """
+    b, _, f_len = x.shape
+    a = (torch.rand(b, n_terms, generator=generator) * 2 - 1) * max_gain
+    f = torch.linspace(0.0, 1.0, f_len)
+    basis = torch.stack([torch.cos(torch.pi * k * f) for k in range(1, n_terms + 1)])
+    return x + (a @ basis).to(x.device, x.dtype)[:, None, :]
+
+
+def random_speed(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    bin_hz: torch.Tensor,
+    max_change: float = 0.1,
+) -> torch.Tensor:
+    """Speed perturbation of log-Mel clips ``(B, T, F)``, done on the spectrogram.
+
+    Every clip gets a factor ``r ~ U(1 - max_change, 1 + max_change)`` and is played ``r`` times
+    faster: the output frame ``t`` is read at input frame ``r * t`` (circularly, as the clips are
+    rolled anyway) and the output bin with centre frequency ``f`` at the input frequency ``f / r``
+    (linear interpolation between the bins, whose centre frequencies ``bin_hz`` (F,) are given
+    in increasing order; frequencies outside them take the edge bins). This is the waveform
+    speed perturbation of speech recipes (Ko et al. 2015) without recomputing the features: a
+    device that plays its alarm a little higher and faster.
+    """
+    b, t_len, f_len = x.shape
+    r = 1.0 + (torch.rand(b, generator=generator) * 2.0 - 1.0) * max_change
+    # time: fractional source frame, wrapped
+    src_t = (torch.arange(t_len, dtype=torch.float32)[None, :] * r[:, None]) % t_len
+    t0 = src_t.floor().long()
+    wt = (src_t - t0).to(x.dtype)
+    t1 = (t0 + 1) % t_len
+    idx = torch.arange(b)[:, None]
+    t0, t1, wt = t0.to(x.device), t1.to(x.device), wt.to(x.device)
+    x = (1 - wt)[..., None] * x[idx.to(x.device), t0] + wt[..., None] * x[idx.to(x.device), t1]
+    # frequency: fractional source bin of f / r on the (monotonic) bin-centre axis
+    hz = bin_hz.to(torch.float64)
+    src_hz = hz[None, :] / r[:, None].to(torch.float64)
+    pos = torch.searchsorted(hz, src_hz.contiguous()).clamp(1, f_len - 1)
+    lo_hz, hi_hz = hz[pos - 1], hz[pos]
+    frac = ((src_hz - lo_hz) / (hi_hz - lo_hz)).clamp(0.0, 1.0)
+    src_f = (pos - 1).to(torch.float64) + frac
+    f0 = src_f.floor().long().clamp(0, f_len - 1)
+    f1 = (f0 + 1).clamp(max=f_len - 1)
+    wf = (src_f - f0).to(x.device, x.dtype)[:, None, :]
+    f0, f1 = f0.to(x.device), f1.to(x.device)
+    g0 = torch.gather(x, 2, f0[:, None, :].expand(b, t_len, f_len))
+    g1 = torch.gather(x, 2, f1[:, None, :].expand(b, t_len, f_len))
+    return (1 - wf) * g0 + wf * g1
+
+
+def random_gain(
+    x: torch.Tensor, generator: torch.Generator, *, max_db: float = 10.0
+) -> torch.Tensor:
+    """Scale each log-Mel segment ``(B, T, F)`` by a random gain in ``[-max_db, +max_db]`` dB
+    (an additive constant in the log domain): shots are peak-normalised one by one, keywords in a
+    recording are not, so the model must not depend on the absolute level."""
+    gain_db = (torch.rand(x.shape[0], generator=generator) * 2 - 1) * max_db
+    return x + (gain_db * (torch.log(torch.tensor(10.0)) / 20)).to(x.device, x.dtype)[:, None, None]
+
+
+def add_noise(
+    x: torch.Tensor,
+    noise: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    snr_db: tuple[float, float] = (0.0, 25.0),
+    p: float = 0.5,
+    floor: float = 1e-8,
+) -> torch.Tensor:
+    """Mix random background segments into log-Mel segments at a random SNR.
+
+    ``x`` ``(B, T, F)`` and ``noise`` ``(N, T, F)`` are ``log(magnitude + floor)``; magnitudes
+    are added (phases ignored), the noise scaled so that the mean magnitude ratio of segment to
+    noise is ``snr_db``. Each segment is mixed with probability ``p``. Isolated shots are clean
+    and padded with digital silence; keywords in recordings are not (Diss. 6.3.4 trains on clean
+    studio speech and does not need this; kwsos' TTS benchmarks and real rooms do).
+    """
+    b = x.shape[0]
+    pick = torch.randint(0, noise.shape[0], (b,), generator=generator)
+    snr = snr_db[0] + torch.rand(b, generator=generator) * (snr_db[1] - snr_db[0])
+    use = torch.rand(b, generator=generator) < p
+    mx = torch.exp(x) - floor
+    mn = torch.exp(noise[pick].to(x.device, x.dtype)) - floor
+    ratio = mx.mean(dim=(1, 2)) / mn.mean(dim=(1, 2)).clamp_min(1e-12)
+    gain = ratio / (10 ** (snr / 20)).to(x.device, x.dtype)
+    mixed = torch.log((mx + gain[:, None, None] * mn).clamp_min(0) + floor)
+    return torch.where(use.to(x.device)[:, None, None], mixed, x)

@@ -1,6 +1,14 @@
+import pytest
 import torch
 
-from kwsos.augment import mixup, spec_augment, time_reverse
+from kwsos.augment import (
+    mixup,
+    random_colouring,
+    random_speed,
+    random_time_shift,
+    spec_augment,
+    time_reverse,
+)
 
 
 def test_mixup_mixes_inputs_and_targets_with_the_same_weights():
@@ -41,3 +49,53 @@ def test_time_warp_is_monotone_resampling():
 def test_time_reverse():
     x = torch.arange(6.0).reshape(1, 3, 2)
     torch.testing.assert_close(time_reverse(x)[0, 0], x[0, 2])
+
+
+def test_add_noise_at_snr_and_gain():
+    from kwsos.augment import add_noise, random_gain
+
+    g = torch.Generator().manual_seed(0)
+    floor = 1e-8
+    x = torch.log(torch.full((4, 16, 8), 1.0) + floor)
+    noise = torch.log(torch.full((3, 16, 8), 0.5) + floor)
+    y = add_noise(x, noise, g, snr_db=(20.0, 20.0), p=1.0)
+    # magnitude 1 + 0.1 (noise scaled to 20 dB below the segment's mean magnitude)
+    torch.testing.assert_close(torch.exp(y) - floor, torch.full_like(x, 1.1), rtol=1e-4, atol=1e-6)
+    assert torch.equal(add_noise(x, noise, g, p=0.0), x)
+    z = random_gain(x, g, max_db=6.0)
+    shift = (z - x)[:, 0, 0]
+    assert torch.all(shift.abs() <= 6.0 * torch.log(torch.tensor(10.0)) / 20 + 1e-6)
+    assert torch.all((z - x) == shift[:, None, None])
+
+
+def test_random_time_shift_is_a_circular_roll_per_clip():
+    x = torch.randn(5, 20, 3)
+    y = random_time_shift(x, torch.Generator().manual_seed(0))
+    for i in range(5):
+        assert any(torch.equal(y[i], torch.roll(x[i], k, dims=0)) for k in range(20))
+    assert not torch.equal(x, y)
+
+
+def test_random_colouring_adds_one_smooth_curve_per_clip():
+    x = torch.randn(4, 10, 16)
+    d = random_colouring(x, torch.Generator().manual_seed(1), max_gain=0.5) - x
+    torch.testing.assert_close(d, d[:, :1].expand_as(d))  # the same at every frame
+    assert d.abs().max() <= 3 * 0.5 + 1e-6 and d.abs().max() > 0
+
+
+def test_random_speed_moves_a_tone_and_an_onset():
+    from kwsos.openset import OpenSetClassifier
+
+    hz = OpenSetClassifier()._bin_hz()  # centres of the 64 LogMel bins
+    x = torch.zeros(1, 100, 64)
+    x[0, :, 40] = 1.0  # a steady tone in bin 40
+    x[0, 50, :] += 1.0  # an onset at frame 50
+    y = random_speed(x, torch.Generator().manual_seed(0), bin_hz=hz, max_change=0.0)
+    torch.testing.assert_close(y, x)  # factor 1: unchanged
+    g = torch.Generator().manual_seed(3)
+    r = 1.0 + (torch.rand(1, generator=torch.Generator().manual_seed(3)) * 2 - 1) * 0.1
+    y = random_speed(x, g, bin_hz=hz, max_change=0.1)
+    tone_hz = float((y[0, 10] * hz.float()).sum() / y[0, 10].sum())  # interpolated tone frequency
+    assert tone_hz == pytest.approx(float(hz[40]) * float(r), rel=0.02)
+    onset = float(y[0].sum(dim=1).argmax())
+    assert abs(onset - 50 / float(r)) <= 1.0

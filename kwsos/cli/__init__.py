@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from kwsos.cli import kws as _kws
+from kwsos.cli import osc as _osc
 
 app = typer.Typer(
     name="kwsos",
@@ -23,5 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _kws.register(app)
+app.add_typer(_osc.app, name="osc")
 
 __all__ = ["app"]

@@ -1,5 +1,6 @@
 """Embedding networks (PyTorch modules)."""
 
+from kwsos.models.clip_resnet import ClipResNet
 from kwsos.models.temporal_resnet import (
     ResidualBlock,
     SlidingWindowResNet,
@@ -7,4 +8,10 @@ from kwsos.models.temporal_resnet import (
     model_from_dict,
 )
 
-__all__ = ["ResidualBlock", "TemporalResNet", "SlidingWindowResNet", "model_from_dict"]
+__all__ = [
+    "ClipResNet",
+    "ResidualBlock",
+    "TemporalResNet",
+    "SlidingWindowResNet",
+    "model_from_dict",
+]

@@ -1,0 +1,304 @@
+"""``kwsos osc``: few-shot open-set sound classification (Diss. 6.2) from the command line.
+
+``kwsos osc fit SHOTS_DIR --model FILE`` trains a classifier on a few recordings of each of your
+sounds (one sub-folder per class); ``kwsos osc classify CLIP... --model FILE`` names the class
+of every clip, or says ``unknown``. The commands stay thin: everything happens in
+:class:`kwsos.openset.OpenSetClassifier`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from kwsos.cli.kws import err, out, progress_hook, user_errors
+from kwsos.errors import KwsosError
+
+app = typer.Typer(
+    name="osc",
+    help=(
+        "Few-shot open-set classification: teach kwsos a few recordings of each of your sounds "
+        "(smoke alarm, doorbell, washing machine ...), then ask which of them a clip is, or "
+        "whether it is none of them ('unknown').\n\n"
+        "  kwsos osc fit my_sounds/ --model sounds.osc\n\n"
+        "  kwsos osc classify clip1.wav clip2.flac --model sounds.osc"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ModelOpt = Annotated[
+    Path,
+    typer.Option(
+        "--model", "-m", help="Model file (written by fit, read by classify).", show_default=False
+    ),
+]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    from kwsos.audio import AUDIO_SUFFIXES  # lazy: scipy is slow to import at CLI start-up
+
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_SUFFIXES
+    )
+
+
+def _class_folders(root: Path, what: str) -> dict[str, list[Path]]:
+    """``{sub-folder name: audio files}``; an empty class folder is an error."""
+    if not root.exists():
+        raise KwsosError(f"{what} folder not found: {root}")
+    if not root.is_dir():
+        raise KwsosError(f"{what} must be a folder with one sub-folder per class: {root}")
+    classes = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = _audio_files(sub)
+        if not files:
+            raise KwsosError(f"class folder {sub} is empty (no .wav, .flac, .ogg, .mp3 ... files)")
+        classes[sub.name] = files
+    return classes
+
+
+def _expand_clips(clips: list[Path]) -> list[Path]:
+    paths: list[Path] = []
+    for c in clips:
+        if c.is_dir():
+            files = _audio_files(c)
+            if not files:
+                raise KwsosError(f"folder {c} has no audio files")
+            paths += files
+        elif not c.exists():
+            raise KwsosError(f"clip not found: {c}")
+        else:
+            paths.append(c)
+    return paths
+
+
+def fit(
+    shots_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder with one sub-folder of recordings (shots) per class; the folder name is "
+            "the class name.",
+            show_default=False,
+        ),
+    ],
+    model: ModelOpt,
+    unknown: Annotated[
+        Path | None,
+        typer.Option(
+            help="Optional folder of sounds that are none of the classes (sub-folders per kind "
+            "of sound, or files): trained as 'known unknowns', clips close to them are "
+            "classified unknown.",
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Minimum cosine similarity (-1..1) to the closest class's shots; below it a clip "
+            "is unknown. Higher = stricter. Default 0.65 (Diss. 6.2.2: 0.6-0.75).",
+            min=-1.0,
+            max=1.0,
+        ),
+    ] = None,
+    estimate_threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Estimate the threshold from leave-one-out similarities of the shots with this "
+            "estimator (sd, mad, iqr, gamma, ...; needs 2+ shots of a class) instead.",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Training epochs (default: 100 x shots per class).", min=1),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Training device: auto, cpu, cuda, cuda:1 ... (default auto)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+) -> None:
+    """Train an open-set classifier on SHOTS_DIR (one sub-folder of shots per class).
+
+    Example: kwsos osc fit my_sounds/ --model sounds.osc
+    """
+    from kwsos.openset import OpenSetClassifier
+
+    if threshold is not None and estimate_threshold is not None:
+        raise KwsosError("give either --threshold or --estimate-threshold, not both")
+    if model.is_dir():
+        raise KwsosError(f"--model must be a file name, {model} is a folder")
+    shots = _class_folders(shots_dir, "shots")
+    if not shots:
+        raise KwsosError(
+            f"no class folders in {shots_dir}: put the shots of each class in a sub-folder "
+            "named after the class"
+        )
+    unknown_shots: dict[str, list[Path]] = {}
+    if unknown is not None:
+        unknown_shots = _class_folders(unknown, "--unknown")
+        loose = _audio_files(unknown) if unknown.is_dir() else []
+        if loose:
+            unknown_shots[f"{unknown.name} (unknown)"] = loose
+        if not unknown_shots:
+            raise KwsosError(f"--unknown folder {unknown} has no audio files")
+    if len(shots) < 2 and not unknown_shots:
+        only = next(iter(shots))
+        raise KwsosError(
+            f"only one class ({only!r}) in {shots_dir}: give at least two classes, or add "
+            "--unknown with sounds that are none of them"
+        )
+    from kwsos.audio import audio_info
+
+    for files in (*shots.values(), *unknown_shots.values()):
+        for f in files:
+            audio_info(f)  # unreadable files fail here, before any work
+    options: dict[str, Any] = {}
+    if threshold is not None:
+        options["threshold"] = threshold
+    if estimate_threshold is not None:
+        options["threshold"] = None
+        options["threshold_estimator"] = estimate_threshold
+    if epochs is not None:
+        options["epochs"] = epochs
+    if device is not None:
+        options["device"] = device
+    if seed is not None:
+        options["seed"] = seed
+    try:
+        clf = OpenSetClassifier(**options)
+    except ValueError as exc:  # e.g. an unknown estimator name
+        raise KwsosError(str(exc)) from None
+    n = sum(map(len, shots.values())) + sum(map(len, unknown_shots.values()))
+    err.print(
+        f"training on {n} shots of {len(shots)} class(es)"
+        + (f" and {len(unknown_shots)} unknown sound(s)" if unknown_shots else ""),
+        highlight=False,
+    )
+    with progress_hook("training") as hook:
+        try:
+            clf.fit(shots, unknown_shots, hook=hook)
+        except KwsosError:
+            raise
+        except ValueError as exc:  # threshold estimator problems
+            raise KwsosError(str(exc)) from None
+    clf.save(model)
+    log = clf.train_log_
+    err.print(
+        f"wrote {model}: classes {', '.join(clf.classes_)}; threshold {clf.threshold_:.3f}; "
+        f"{log['epochs_run']} epochs in {log['seconds']:.0f} s",
+        highlight=False,
+    )
+
+
+def classify(
+    clips: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Clips to classify (any format; folders are expanded to their audio files). "
+            "Each clip's first 4 s are used.",
+            show_default=False,
+        ),
+    ],
+    model: ModelOpt,
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (human), csv (filename,label,top_class,score), json (with the "
+            "similarity to every class).",
+        ),
+    ] = OutputFormat.table,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Override the model's similarity threshold.", min=-1.0, max=1.0),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    ] = None,
+) -> None:
+    """Name the class of every CLIP, or 'unknown'.
+
+    Example: kwsos osc classify kitchen.wav hall.flac --model sounds.osc --format csv
+    """
+    from kwsos.openset import OpenSetClassifier
+
+    if not model.exists():
+        raise KwsosError(f"model file not found: {model} (create it with kwsos osc fit)")
+    clf = OpenSetClassifier.load(model)
+    paths = _expand_clips(clips)
+    rows: list[dict[str, Any]] = []
+    chunk = 64
+    with progress_hook("classifying") as hook:
+        for i in range(0, len(paths), chunk):
+            part = paths[i : i + chunk]
+            res = clf.predict_details([str(p) for p in part], threshold=threshold)
+            for j, p in enumerate(part):
+                rows.append(
+                    {
+                        "file": str(p),
+                        "label": str(res.labels[j]),
+                        "top_class": str(res.top_class[j]),
+                        "score": float(res.decision_scores[j]),
+                        "similarities": {
+                            c: round(float(s), 6)
+                            for c, s in zip(clf.classes_, res.similarities[j], strict=True)
+                        },
+                    }
+                )
+            hook("classify", completed=i + len(part), total=len(paths))
+    _print_rows(rows, fmt, output, clf.threshold_ if threshold is None else threshold)
+
+
+def _print_rows(
+    rows: list[dict[str, Any]], fmt: OutputFormat, output: Path | None, threshold: float
+) -> None:
+    from kwsos.events import write_text_atomic
+
+    if fmt is OutputFormat.table:
+        if output is not None:
+            raise KwsosError("--output needs --format csv or json")
+        table = Table(title=f"{len(rows)} clip(s), threshold {threshold:.3f}")
+        for col in ("file", "label", "closest class", "similarity"):
+            table.add_column(col, justify="right" if col == "similarity" else "left")
+        for r in rows:
+            table.add_row(r["file"], r["label"], r["top_class"], f"{r['score']:.4f}")
+        out.print(table)
+        return
+    if fmt is OutputFormat.csv:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["filename", "label", "top_class", "score"])
+        for r in rows:
+            writer.writerow([r["file"], r["label"], r["top_class"], f"{r['score']:.6f}"])
+        text = buf.getvalue()
+    else:
+        text = json.dumps(rows, indent=1) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(output, text)
+        err.print(f"wrote {len(rows)} result(s) to {output}", highlight=False)
+
+
+app.command()(user_errors(fit))
+app.command()(user_errors(classify))

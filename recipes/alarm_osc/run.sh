@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Few-shot open-set alarm classification (Diss. 6.2, Table 29) on the local alarm benchmark.
+#
+#   stage 0: build the benchmark (data_prep.make_alarm_bench) and its folds
+#            (data_prep.prepare_alarm_osc); both return at once when already done
+#   stage 1: train and score kwsos.openset.OpenSetClassifier for every setting x seed
+#            (local/run_settings.py; resumes: runs already in $exp/runs.jsonl are skipped)
+#   stage 2: the results table (local/make_table.py -> $exp/table.md)
+#
+# Usage: ./run.sh [--stage 0] [--stop_stage 2] [--bench DIR] [--exp DIR] [--seeds 0,1,2,3,4]
+#                 [--settings 1shot_low,...] [--folds spread|all] [--config conf/osc.json]
+#                 [--thresholds low=0.6,middle=0.65,high=0.75] [--epochs 1=300,2=150,4=75]
+#                 [--jobs 1] [--threads 1]
+#                 [--bench_seed 0] [--bench_opts "--classes a,b --clips-per-class 8 ..."]
+#                 [--dataset DIR]   (the real Naranjo-Alcazar dataset instead of the benchmark)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+python=${PYTHON:-python}
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+
+stage=0
+stop_stage=2
+bench=$root/data/alarm_bench
+bench_seed=0
+bench_opts=""
+dataset=""
+exp=$root/exp/alarm_osc
+seeds=0,1,2,3,4
+settings=""
+folds=spread
+config=$here/conf/osc.json
+thresholds="low=0.6,middle=0.65,high=0.75"
+epochs="1=300,2=150,4=75"
+jobs=1
+threads=1
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2 ;;
+    --stop_stage|--stop-stage) stop_stage=$2 ;;
+    --bench) bench=$2 ;;
+    --bench_seed|--bench-seed) bench_seed=$2 ;;
+    --bench_opts|--bench-opts) bench_opts=$2 ;;
+    --dataset) dataset=$2 ;;
+    --exp) exp=$2 ;;
+    --seeds) seeds=$2 ;;
+    --settings) settings=$2 ;;
+    --folds) folds=$2 ;;
+    --config) config=$2 ;;
+    --thresholds) thresholds=$2 ;;
+    --epochs) epochs=$2 ;;
+    --jobs) jobs=$2 ;;
+    --threads) threads=$2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+
+prepared=$bench/prepared
+if [ -n "$dataset" ]; then
+  prepared=$exp/prepared
+fi
+mkdir -p "$exp"
+start=$(date +%s)
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  echo "stage 0: benchmark and folds -> $prepared"
+  if [ -z "$dataset" ]; then
+    # shellcheck disable=SC2086  # bench_opts is a list of options
+    "$python" -m data_prep.make_alarm_bench --out "$bench" --seed "$bench_seed" $bench_opts
+    "$python" -m data_prep.prepare_alarm_osc "$bench" --out "$prepared"
+  else
+    "$python" -m data_prep.prepare_alarm_osc "$dataset" --out "$prepared"
+  fi
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "stage 1: settings x seeds -> $exp/runs.jsonl"
+  "$python" "$here/local/run_settings.py" --prepared "$prepared" --out "$exp" \
+    --seeds "$seeds" --settings "$settings" --folds "$folds" --config "$config" \
+    --thresholds "$thresholds" --epochs "$epochs" --jobs "$jobs" --threads "$threads"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "stage 2: table -> $exp/table.md"
+  "$python" "$here/local/make_table.py" "$exp/runs.jsonl" --output "$exp/table.md"
+fi
+
+echo "run.sh: stages $stage-$stop_stage done in $(( $(date +%s) - start )) s"

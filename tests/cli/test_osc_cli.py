@@ -1,0 +1,154 @@
+"""``kwsos osc fit`` / ``kwsos osc classify`` with typer's CliRunner on generated tone alarms."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from osc_alarms import SR, TINY, alarm
+from typer.testing import CliRunner
+
+from kwsos.cli import app
+from kwsos.openset import OpenSetClassifier
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def tiny_defaults(monkeypatch):
+    """The CLI builds ``OpenSetClassifier(**options)``: give it the tiny test network."""
+    original = OpenSetClassifier.__init__
+
+    def init(self, config=None, **options):
+        from kwsos.openset import OpenSetConfig
+
+        original(self, config or OpenSetConfig(**{**TINY, "epochs": 40}), **options)
+
+    monkeypatch.setattr(OpenSetClassifier, "__init__", init)
+
+
+def write_clips(folder: Path, kind: str, n: int, seed: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        p = folder / f"{kind}_{i}.wav"
+        sf.write(p, alarm(kind, rng), SR)
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("osc")
+    for i, kind in enumerate(("fast_beeps", "slow_beeps", "warble")):
+        write_clips(root / "shots" / kind, kind, 2, i)
+    write_clips(root / "unknown" / "noise", "noise", 2, 9)
+    tests = write_clips(root / "tests", "slow_beeps", 2, 30) + write_clips(
+        root / "tests", "warble", 2, 31
+    )
+    return {"root": root, "shots": root / "shots", "unknown": root / "unknown", "tests": tests}
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_fit_and_classify(data: dict, tmp_path: Path):
+    model = tmp_path / "alarms.osc"
+    r = run("osc", "fit", data["shots"], "--model", model, "--seed", "1", "--threshold", "0.3",
+            "--unknown", data["unknown"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert model.is_file() and "wrote" in r.output
+    clf = OpenSetClassifier.load(model)
+    assert clf.classes_ == ["fast_beeps", "slow_beeps", "warble"]
+    assert clf.unknown_classes_ == ["noise"] and clf.threshold_ == pytest.approx(0.3)
+
+    r = run("osc", "classify", *data["tests"], "--model", model, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["label"] for row in rows] == ["slow_beeps"] * 2 + ["warble"] * 2
+    assert set(rows[0]) == {"filename", "label", "top_class", "score"}
+
+    r = run("osc", "classify", data["root"] / "tests", "--model", model, "--format", "json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert len(res) == 4 and set(res[0]["similarities"]) == set(clf.classes_)
+
+    r = run("osc", "classify", data["tests"][0], "--model", model, "--threshold", "1.0")
+    assert r.exit_code == 0 and "unknown" in r.stdout  # table output; nothing passes 1.0
+
+    out = tmp_path / "res.csv"
+    r = run("osc", "classify", *data["tests"], "-m", model, "-f", "csv", "-o", out)
+    assert r.exit_code == 0 and out.read_text().startswith("filename,label")
+
+
+def one_error_line(r) -> str:
+    assert r.exit_code == 2, r.output
+    lines = [line for line in r.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    assert "Traceback" not in r.output
+    return lines[0]
+
+
+def test_user_errors(data: dict, tmp_path: Path):
+    model = tmp_path / "m.osc"
+    empty = tmp_path / "shots_empty"
+    (empty / "doorbell").mkdir(parents=True)
+    write_clips(empty / "smoke", "fast_beeps", 1, 0)
+    assert "doorbell" in one_error_line(run("osc", "fit", empty, "--model", model))
+
+    single = tmp_path / "single"
+    write_clips(single / "smoke", "fast_beeps", 2, 0)
+    assert "only one class" in one_error_line(run("osc", "fit", single, "--model", model))
+
+    assert "not found" in one_error_line(run("osc", "fit", tmp_path / "nope", "--model", model))
+    flat = tmp_path / "flat"
+    write_clips(flat, "warble", 1, 0)
+    assert "no class folders" in one_error_line(run("osc", "fit", flat, "--model", model))
+
+    broken = tmp_path / "broken"
+    write_clips(broken / "a", "warble", 1, 0)
+    (broken / "b").mkdir()
+    (broken / "b" / "x.wav").write_bytes(b"RIFF garbage")
+    assert "x.wav" in one_error_line(run("osc", "fit", broken, "--model", model))
+
+    line = one_error_line(run("osc", "classify", data["tests"][0], "--model", tmp_path / "no.osc"))
+    assert "model file not found" in line
+
+    good = tmp_path / "good.osc"
+    assert run("osc", "fit", data["shots"], "--model", good, "--epochs", "2").exit_code == 0
+    bad_clip = tmp_path / "bad.wav"
+    bad_clip.write_bytes(b"not a wav")
+    assert "bad.wav" in one_error_line(run("osc", "classify", bad_clip, "--model", good))
+    assert "not found" in one_error_line(run("osc", "classify", tmp_path / "x.wav", "-m", good))
+    line = one_error_line(
+        run("osc", "classify", data["tests"][0], "-m", good, "-o", tmp_path / "o")
+    )
+    assert "--format" in line
+    assert "open-set model" in one_error_line(
+        run("osc", "classify", data["tests"][0], "-m", bad_clip)
+    )
+    line = one_error_line(
+        run(
+            "osc",
+            "fit",
+            data["shots"],
+            "-m",
+            model,
+            "--threshold",
+            "0.5",
+            "--estimate-threshold",
+            "sd",
+        )  # fmt: skip
+    )
+    assert "either" in line
+    line = one_error_line(
+        run("osc", "fit", data["shots"], "-m", model, "--estimate-threshold", "nonsense")
+    )
+    assert "nonsense" in line
