@@ -84,9 +84,12 @@ def build_spotter(
     opts = {"mode": mode} if mode else {}
     sp = KeywordSpotter(SpotterConfig(features=default_features(features, **opts)))
     if sp.learned:
-        train = {"seed": seed, "max_minutes": max_minutes}
-        if epochs is not None:
+        train = {"seed": seed}
+        if max_minutes is not None:
+            train["max_minutes"] = max_minutes
+        if epochs:  # 0 / None: the default schedule (step budget)
             train["epochs"] = epochs
+            train["max_steps"] = None
         sp.set_training(reversed_segments=reversed_segments, train=train)
     for kw, paths in shots.items():
         sp.enroll(kw, paths)
@@ -125,6 +128,7 @@ def cmd_enroll(args) -> None:
             "reversed": not args.no_reversed,
             "epochs": epochs,
             "epochs_run": tlog.epochs_run if tlog else 0,
+            "steps": tlog.steps if tlog else 0,
             "stopped": tlog.stopped if tlog else "",
             "train_s": round(train_s, 1),
             "final_loss": round(tlog.losses[-1], 4) if tlog else None,
@@ -293,7 +297,13 @@ def main() -> None:
     e = sub.add_parser("enroll")
     e.add_argument("--data", type=Path, default=ROOT / "data" / "kws_tts")
     e.add_argument("--features", default="tacos")
-    e.add_argument("--epochs", type=int, nargs="+", default=[30])
+    e.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="0 = the default step budget of kwsos enroll",
+    )
     e.add_argument("--max-minutes", type=float, default=None)
     e.add_argument("--no-reversed", action="store_true")
     e.add_argument("--mode", default=None)

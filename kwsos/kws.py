@@ -1,8 +1,9 @@
 """Few-shot keyword spotting: enroll a few shots per keyword, find the keywords in long recordings.
 
 Pipeline (Diss. 6.3.3-6.3.6): audio frontend (:mod:`kwsos.audio`) -> frame features (a
-replaceable :class:`~kwsos.features.FeatureExtractor`: by default TACos embeddings from a network
-trained on the enrolled shots, :mod:`kwsos.kws_embeddings`; or HFCC / MFCC) -> subsequence DTW of every enrolled shot against the recording
+replaceable :class:`~kwsos.features.FeatureExtractor`: HFCC by default, MFCC, or TACos / L_kw
+embeddings from a network trained on the enrolled shots, :mod:`kwsos.kws_embeddings`) ->
+subsequence DTW of every enrolled shot against the recording
 (:class:`~kwsos.backends.dtw.SubsequenceDTWDetector`) -> one global threshold on the
 length-normalised path cost -> events.
 
@@ -59,8 +60,10 @@ class SpotterConfig:
     Attributes
     ----------
     features
-        ``FeatureExtractor.to_dict()`` of the frame features; default: TACos embeddings
-        (:class:`~kwsos.embeddings.EmbeddingFeatures`), trained when keywords are enrolled.
+        ``FeatureExtractor.to_dict()`` of the frame features: HFCC by default (the best F1 we
+        measured so far, see README "TACos status"), or learned embeddings
+        (:class:`~kwsos.embeddings.EmbeddingFeatures`, ``default_features("tacos")``) trained
+        when keywords are enrolled.
     training
         ``EmbeddingTrainingConfig.to_dict()``: how learned features are trained
         (:mod:`kwsos.kws_embeddings`); ignored for HFCC / MFCC.
@@ -84,7 +87,7 @@ class SpotterConfig:
         Block length for streaming recordings.
     """
 
-    features: dict[str, Any] = field(default_factory=lambda: default_features("tacos"))
+    features: dict[str, Any] = field(default_factory=lambda: default_features("hfcc"))
     training: dict[str, Any] = field(default_factory=dict)
     threshold: float = 0.5
     steps: tuple[tuple[int, int], ...] = DEFAULT_STEPS
@@ -300,7 +303,8 @@ class KeywordSpotter:
             return False
         ex = self.extractor
         trained_on = ex.training.get("keywords") if ex.training else None  # type: ignore[attr-defined]
-        return ex.net is None or trained_on != self._shot_counts()  # type: ignore[attr-defined]
+        # a network attached without training info (set_extractor) is taken as it is
+        return ex.net is None or (trained_on is not None and trained_on != self._shot_counts())  # type: ignore[attr-defined]
 
     def training_config(self) -> Any:
         from kwsos.kws_embeddings import EmbeddingTrainingConfig

@@ -192,11 +192,11 @@ def test_enroll_switches_templates_and_features(bank, audio_set, tmp_path):
 
 
 def test_tacos_enroll_no_train_then_train(audio_set, tmp_path):
-    """Default (TACos) features: --no-train stores shots only, detect refuses a stale network,
+    """TACos features: --no-train stores shots only, detect refuses a stale network,
     kwsos train trains once and reports the time."""
     bank = tmp_path / "tacos"
     for name, shots in audio_set["shots"].items():
-        r = run("enroll", name, *shots, "--bank", bank, "--no-train")
+        r = run("enroll", name, *shots, "--bank", bank, "--no-train", "--features", "tacos")
         assert r.exit_code == 0, r.output
         assert "not trained yet" in r.stderr
     r = run("detect", audio_set["recording"], "--bank", bank)
@@ -223,6 +223,8 @@ def test_train_rejects_hand_crafted_features_and_bad_device(bank, audio_set, tmp
         *audio_set["shots"]["alpha"],
         "--bank",
         b,
+        "--features",
+        "tacos",
         "--device",
         "cuda:7",
         "--epochs",
