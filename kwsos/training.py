@@ -73,7 +73,7 @@ class TrainConfig:
         Early stop when the epoch-mean training loss has not improved by more than ``min_delta``
         (relative) for ``patience`` epochs (0: never).
     max_minutes
-        Stop after the epoch during which this wall-clock budget ran out (``None``: no budget).
+        Stop at the first step that ends after this wall-clock budget (``None``: no budget).
     threads
         Torch intra-op threads on CPU (``None``: :func:`auto_threads`, the idle cores).
     precision
@@ -252,6 +252,7 @@ def train(
     tlog = TrainLog(device=str(device) + (f" ({cast})".replace("torch.", "") if cast else ""))
     start = time.perf_counter()
     best, stale = math.inf, 0
+    budget = None if config.max_minutes is None else 60.0 * config.max_minutes
     for epoch in range(config.epochs):
         order = balanced_indices(class_ids, rng)
         total, count = 0.0, 0
@@ -279,6 +280,8 @@ def train(
             count += len(idx)
             tlog.steps += 1
             if config.max_steps is not None and tlog.steps >= config.max_steps:
+                break
+            if budget is not None and time.perf_counter() - start > budget:
                 break
         mean = total / max(count, 1)
         tlog.losses.append(mean)
@@ -317,7 +320,7 @@ def train(
         if config.patience and stale >= config.patience:
             tlog.stopped = "early stop (training loss)"
             break
-        if config.max_minutes is not None and elapsed > 60 * config.max_minutes:
+        if budget is not None and elapsed > budget:
             tlog.stopped = "time budget"
             break
     tlog.seconds = time.perf_counter() - start

@@ -67,3 +67,10 @@ def test_checkpoint_written(tmp_path):
     )
     state = torch.load(ck, weights_only=True)
     assert state["epoch"] == 2 and "weight" in state["model"]
+
+
+def test_time_budget_stops_mid_epoch():
+    x, t, y = _toy(3)
+    cfg = TrainConfig(epochs=50, batch_size=8, device="cpu", max_minutes=1e-9)
+    log = train(nn.Linear(8, 4), AdaCos(3, dim=4), x, (t,), y, cfg)
+    assert log.stopped == "time budget" and log.steps == 1 and log.epochs_run == 1
