@@ -78,6 +78,8 @@ def build_spotter(
     seed=0,
     max_minutes=None,
     mode=None,
+    noise_p=0.0,
+    gain_db=0.0,
 ):
     from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
 
@@ -90,7 +92,9 @@ def build_spotter(
         if epochs:  # 0 / None: the default schedule (step budget)
             train["epochs"] = epochs
             train["max_steps"] = None
-        sp.set_training(reversed_segments=reversed_segments, train=train)
+        sp.set_training(
+            reversed_segments=reversed_segments, noise_p=noise_p, gain_db=gain_db, train=train
+        )
     for kw, paths in shots.items():
         sp.enroll(kw, paths)
     t = time.perf_counter()
@@ -138,6 +142,8 @@ def cmd_enroll(args) -> None:
             seed=args.seed,
             max_minutes=args.max_minutes,
             mode=args.mode,
+            noise_p=args.noise_p,
+            gain_db=args.gain_db,
         )
         for mode in args.modes if sp.learned else [None]:
             if mode is not None:
@@ -335,6 +341,8 @@ def main() -> None:
     e.add_argument("--max-minutes", type=float, default=None)
     e.add_argument("--no-reversed", action="store_true")
     e.add_argument("--mode", default=None)
+    e.add_argument("--noise-p", type=float, default=0.0, help="background-noise augmentation")
+    e.add_argument("--gain-db", type=float, default=0.0, help="random-gain augmentation")
     e.add_argument(
         "--modes",
         nargs="+",
