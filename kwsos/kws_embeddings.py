@@ -44,7 +44,7 @@ NO_SPEECH = "<no speech>"
 REVERSED_SUFFIX = "~reversed"
 
 #: Enrollment defaults for 2 CPU cores (see benchmarks/RESULTS.md, "TACos enrollment"): a budget
-#: of 2000 Adam steps of 32 segments (~8 min on 2 cores with bf16), whatever the number of
+#: of 2000 Adam steps of 32 segments (0.26-0.36 s per step on 2 cores with bf16), whatever the number of
 #: keywords, and at most 10 minutes. The paper trains 1000 epochs on a GPU.
 DEFAULT_TRAIN = TrainConfig(epochs=1000, max_steps=2000, max_minutes=10.0, patience=0)
 

@@ -67,7 +67,7 @@ INFERENCE_HELP = (
 EpochsOpt = Annotated[
     int | None,
     typer.Option(
-        help="Train exactly this many epochs (default: a budget of 2000 steps, ~8 min on 2 CPU cores, at most --max-minutes).",
+        help="Train exactly this many epochs (default: a budget of 2000 steps, ~9-12 min on 2 CPU cores, cut at --max-minutes).",
         min=1,
     ),
 ]
