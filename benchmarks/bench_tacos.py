@@ -25,10 +25,7 @@ import argparse
 import csv
 import json
 import os
-import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_detect_long import cpu_model, measure  # noqa: E402 - sibling script (benchmarks/)
 
 
 def load_split(data: Path, split: str):
@@ -58,15 +57,8 @@ def load_shots(data: Path) -> dict[str, list[Path]]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, nproc {os.cpu_count()}, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{cpu_model()}, nproc {os.cpu_count()}, load {load}"
 
 
 def build_spotter(
@@ -248,15 +240,7 @@ def run_detect(bank: Path, wav: Path, mode: str, hop: int, out_csv: Path) -> tup
             str(hop),
             str(out_csv),
         ]
-    with tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, rusage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(cmd)} failed: {err.read()}")
-    return wall, rusage.ru_maxrss / 1024
+    return measure(cmd)
 
 
 def cmd_detect_hop(args) -> None:

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import butter, resample_poly, sosfilt
+from scipy.signal import resample_poly
+
+from kwsos.noise import background_noise, colored_noise
 
 SAMPLE_RATE = 16_000
 PEAK_LEVEL = 0.9
@@ -329,46 +331,6 @@ def random_style(rng: np.random.Generator, rate_spread: float, pitch_spread: flo
         rate=float(rng.uniform(1 - rate_spread, 1 + rate_spread)),
         semitones=float(rng.uniform(-pitch_spread, pitch_spread)),
     )
-
-
-def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
-    """Unit-RMS noise with a 1/f**exponent power spectrum (1: pink, 2: brown)."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-    freqs[0] = freqs[1]
-    spectrum *= freqs ** (-exponent / 2)
-    spectrum[freqs < 20] = 0
-    noise = np.fft.irfft(spectrum, n)
-    return noise / np.sqrt(np.mean(noise**2))
-
-
-def mains_hum(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Unit-RMS 50 Hz hum with decaying harmonics and a slow amplitude wobble."""
-    t = np.arange(n) / SAMPLE_RATE
-    hum = sum(np.sin(2 * np.pi * 50 * h * t + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 6))
-    hum *= 1 + 0.2 * np.sin(2 * np.pi * 0.07 * t + rng.uniform(0, 2 * np.pi))
-    return hum / np.sqrt(np.mean(hum**2))
-
-
-def room_tone(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Unit-RMS low-passed noise whose level drifts slowly (ventilation, distant traffic)."""
-    sos = butter(4, 400, btype="lowpass", fs=SAMPLE_RATE, output="sos")
-    tone = sosfilt(sos, rng.standard_normal(n))
-    control = rng.standard_normal(int(n / SAMPLE_RATE) + 2)
-    envelope = np.interp(np.arange(n) / SAMPLE_RATE, np.arange(len(control)), control)
-    tone *= 10 ** (0.25 * envelope)
-    return tone / np.sqrt(np.mean(tone**2))
-
-
-def background_noise(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Unit-RMS mix of pink noise, brown noise, mains hum and room tone."""
-    noise = (
-        1.0 * colored_noise(rng, n, 1.0)
-        + 0.7 * colored_noise(rng, n, 2.0)
-        + 0.25 * mains_hum(rng, n)
-        + 0.6 * room_tone(rng, n)
-    )
-    return (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
 
 
 def plan_units(rng: np.random.Generator) -> list[Unit]:

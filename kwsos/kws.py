@@ -403,9 +403,9 @@ class KeywordSpotter:
         return self
 
     # ------------------------------------------------------------------ templates / detector
-    def _templates(self, kw: _Keyword) -> list[np.ndarray]:
+    def _templates(self, name: str) -> list[np.ndarray]:
+        kw = self._keywords[name]
         if kw.templates is None and self.feature_name == "sliding":
-            name = next(k for k, v in self._keywords.items() if v is kw)
             centre = self.extractor.training["centres"][name]  # type: ignore[attr-defined]
             kw.templates = [np.asarray(centre, np.float32)[None, :]]
         if kw.templates is None:
@@ -432,7 +432,7 @@ class KeywordSpotter:
             self.train_features()
         templates, labels = [], []
         for name in self.keywords:
-            for t in self._templates(self._keywords[name]):
+            for t in self._templates(name):
                 templates.append(t)
                 labels.append(name)
         if self.feature_name == "sliding":
@@ -623,7 +623,7 @@ class KeywordSpotter:
             torch.save(self.extractor.net.state_dict(), out / MODEL_FILE)  # type: ignore[attr-defined]
         for i, name in enumerate(self.keywords):
             kw = self._keywords[name]
-            templates = [] if stale else self._templates(kw)
+            templates = [] if stale else self._templates(name)
             shots = []
             for j, (wave, src) in enumerate(zip(kw.shots, kw.sources, strict=True)):
                 stem = f"kw{i:03d}_shot{j}"

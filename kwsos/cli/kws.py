@@ -265,6 +265,7 @@ def enroll(
 
       kwsos enroll banana shots/banana_*.wav --bank my_bank --no-train   (then: kwsos train)
     """
+    from kwsos.features import extractor_from_dict
     from kwsos.kws import (
         BANK_FILE,
         KeywordSpotter,
@@ -283,7 +284,7 @@ def enroll(
     else:
         spotter = KeywordSpotter(SpotterConfig())
     if features is not None and features.value != spotter.feature_name:
-        spotter.set_extractor(_extractor(default_features(features.value)))
+        spotter.set_extractor(extractor_from_dict(default_features(features.value)))
     if templates is not None and templates.value != spotter.config.templates:
         spotter.set_templates(templates.value)
     if inference is not None:
@@ -310,12 +311,6 @@ def enroll(
         f"{time.perf_counter() - start:.1f} s){note}",
         highlight=False,
     )
-
-
-def _extractor(features: dict):
-    from kwsos.features import extractor_from_dict
-
-    return extractor_from_dict(features)
 
 
 def train(

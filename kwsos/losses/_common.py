@@ -134,6 +134,29 @@ def soft_cross_entropy(log_p: Tensor, target: Tensor) -> Tensor:
     return -(target.to(log_p.dtype) * log_p).sum(dim=-1)
 
 
+class AdaptiveScaleLoss(nn.Module):
+    """Base of the losses with the AdaCos scale: a float64 ``scale`` buffer that starts at
+    ``s(0) = sqrt(2) * log(n_logits - 1)`` (Diss. Eq. 10 and 38), ``n_logits`` being the number of
+    terms of the softmax (classes; classes x centres; keywords x positions)."""
+
+    @property
+    def n_logits(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def initial_scale(self) -> float:
+        """``s(0) = sqrt(2) * log(n_logits - 1)``."""
+        return math.sqrt(2.0) * math.log(self.n_logits - 1)
+
+    def _register_scale(self) -> None:
+        self.register_buffer("scale", torch.tensor(self.initial_scale, dtype=torch.float64))
+
+    def reset_scale(self) -> None:
+        """Set the scale back to ``s(0)`` (a fresh training run)."""
+        with torch.no_grad():
+            self.scale.fill_(self.initial_scale)
+
+
 def make_centers(
     module: nn.Module, shape: tuple[int, ...], *, trainable: bool, seed: int | None
 ) -> None:

@@ -18,13 +18,13 @@ into the scale. A non-finite new value (non-finite embeddings) leaves the stored
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from kwsos.losses._common import (
+    AdaptiveScaleLoss,
     adacos_scale,
     check_embeddings,
     check_positive,
@@ -39,7 +39,7 @@ from kwsos.losses._common import (
 __all__ = ["AdaCos", "SubClusterAdaCos"]
 
 
-class AdaCos(nn.Module):
+class AdaCos(AdaptiveScaleLoss):
     """AdaCos loss: softmax over ``s~ * cos`` with the dynamically adaptive scale (Diss. Def. 2.8).
 
     One centre per class, no margin. ``s~(0) = sqrt(2) * log(n_classes - 1)`` and for ``t >= 1``
@@ -91,17 +91,12 @@ class AdaCos(nn.Module):
         self.dim = int(dim)
         self.trainable_centers = bool(trainable_centers)
         make_centers(self, (self.n_classes, self.dim), trainable=trainable_centers, seed=seed)
-        self.register_buffer("scale", torch.tensor(self.initial_scale, dtype=torch.float64))
+        self._register_scale()
 
     @property
-    def initial_scale(self) -> float:
-        """``s~(0) = sqrt(2) * log(n_classes - 1)``."""
-        return math.sqrt(2.0) * math.log(self.n_classes - 1)
-
-    def reset_scale(self) -> None:
-        """Set the scale back to ``s~(0)`` (a fresh training run)."""
-        with torch.no_grad():
-            self.scale.fill_(self.initial_scale)
+    def n_logits(self) -> int:
+        """``n_classes``: ``s~(0) = sqrt(2) * log(n_classes - 1)``."""
+        return self.n_classes
 
     def cosine(self, emb: Tensor) -> Tensor:
         """Cosine similarities to the class centres.
@@ -151,7 +146,7 @@ class AdaCos(nn.Module):
         )
 
 
-class SubClusterAdaCos(nn.Module):
+class SubClusterAdaCos(AdaptiveScaleLoss):
     """Sub-cluster AdaCos loss (Diss. Def. 3.4): several centres per class, summed probabilities.
 
     ``P(class j | x) = sum_{c in C_j} softmax(s^ * cos(x, .))_c`` over all
@@ -240,17 +235,12 @@ class SubClusterAdaCos(nn.Module):
             trainable=trainable_centers,
             seed=seed,
         )
-        self.register_buffer("scale", torch.tensor(self.initial_scale, dtype=torch.float64))
+        self._register_scale()
 
     @property
-    def initial_scale(self) -> float:
-        """``s^(0) = sqrt(2) * log(n_classes * n_centers - 1)``."""
-        return math.sqrt(2.0) * math.log(self.n_classes * self.n_centers - 1)
-
-    def reset_scale(self) -> None:
-        """Set the scale back to ``s^(0)`` (a fresh training run)."""
-        with torch.no_grad():
-            self.scale.fill_(self.initial_scale)
+    def n_logits(self) -> int:
+        """``n_classes * n_centers``: ``s^(0) = sqrt(2) * log(n_classes * n_centers - 1)``."""
+        return self.n_classes * self.n_centers
 
     def center_cosine(self, emb: Tensor) -> Tensor:
         """Cosine similarities to every centre, shape (batch, n_classes, n_centers)."""

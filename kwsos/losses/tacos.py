@@ -7,12 +7,11 @@ set of ``n_centers`` centres per (keyword, position) pair.
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from kwsos.losses._common import (
+    AdaptiveScaleLoss,
     check_embeddings,
     check_positive,
     make_centers,
@@ -26,7 +25,7 @@ from kwsos.losses._common import (
 __all__ = ["TACos"]
 
 
-class TACos(nn.Module):
+class TACos(AdaptiveScaleLoss):
     """TACos loss ``L_tac = L_kw + L_pos`` (Diss. Def. 6.4, Eq. 69-73).
 
     * Similarity of a segment ``e = (e_1, ..., e_T)`` to keyword ``k`` at position ``p``
@@ -101,17 +100,12 @@ class TACos(nn.Module):
             trainable=trainable_centers,
             seed=seed,
         )
-        self.register_buffer("scale", torch.tensor(self.initial_scale, dtype=torch.float64))
+        self._register_scale()
 
     @property
-    def initial_scale(self) -> float:
-        """``s^(0) = sqrt(2) * log(n_keywords * n_positions - 1)``."""
-        return math.sqrt(2.0) * math.log(self.n_keywords * self.n_positions - 1)
-
-    def reset_scale(self) -> None:
-        """Set the scale back to ``s^(0)`` (a fresh training run)."""
-        with torch.no_grad():
-            self.scale.fill_(self.initial_scale)
+    def n_logits(self) -> int:
+        """``n_keywords * n_positions``: ``s^(0) = sqrt(2) * log(n_keywords * n_positions - 1)``."""
+        return self.n_keywords * self.n_positions
 
     def similarities(self, emb: Tensor) -> Tensor:
         """``sim(e, k, p) = mean_t max_c cos(e_t, c)`` (Eq. 69).

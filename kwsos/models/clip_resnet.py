@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kwsos.models.temporal_resnet import MODELS, ResidualBlock
+from kwsos.models.temporal_resnet import MODELS, residual_stages
 
 __all__ = ["ClipResNet"]
 
@@ -83,17 +83,17 @@ class ClipResNet(nn.Module):
         if self.stem_pool:
             stem.append(nn.MaxPool2d(3, stride=2, padding=1))
         self.stem = nn.Sequential(*stem)
-        blocks: list[nn.Module] = []
-        c_prev = c0
-        for stage, c in enumerate(self.channels):
-            for b in range(self.blocks_per_stage):
-                stride = (2, 2) if stage > 0 and b == 0 else (1, 1)
-                blocks.append(ResidualBlock(c_prev, c, stride=stride, dropout=self.dropout_p))
-                c_prev = c
-        self.blocks = nn.Sequential(*blocks)
-        self.final_bn = nn.BatchNorm2d(c_prev)
+        self.blocks = residual_stages(
+            c0,
+            self.channels,
+            self.blocks_per_stage,
+            lambda stage: (2, 2) if stage > 0 else (1, 1),
+            self.dropout_p,
+        )
+        c_last = self.channels[-1]
+        self.final_bn = nn.BatchNorm2d(c_last)
         self.act = nn.LeakyReLU(0.1)
-        self.embed = nn.Linear(c_prev * self._freq_bins(), self.dim)
+        self.embed = nn.Linear(c_last * self._freq_bins(), self.dim)
 
     def _freq_bins(self) -> int:
         f = -(-self.n_mels // 2)  # stem convolution, stride 2, padding 3

@@ -12,12 +12,19 @@ giving one ``dim`` vector per segment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["ResidualBlock", "TemporalResNet", "SlidingWindowResNet", "model_from_dict"]
+__all__ = [
+    "ResidualBlock",
+    "SlidingWindowResNet",
+    "TemporalResNet",
+    "model_from_dict",
+    "residual_stages",
+]
 
 
 class ResidualBlock(nn.Module):
@@ -50,6 +57,25 @@ class ResidualBlock(nn.Module):
         return self.dropout(h + self.shortcut(x))
 
 
+def residual_stages(
+    c_in: int,
+    channels: tuple[int, ...],
+    blocks_per_stage: int,
+    stride: Callable[[int], tuple[int, int]],
+    dropout: float,
+) -> nn.Sequential:
+    """Stages of :class:`ResidualBlock` s: stage ``i`` has ``blocks_per_stage`` blocks with
+    ``channels[i]`` channels, the first one down-sampling by ``stride(i)``."""
+    blocks: list[nn.Module] = []
+    c_prev = c_in
+    for stage, c in enumerate(channels):
+        for b in range(blocks_per_stage):
+            s = stride(stage) if b == 0 else (1, 1)
+            blocks.append(ResidualBlock(c_prev, c, stride=s, dropout=dropout))
+            c_prev = c
+    return nn.Sequential(*blocks)
+
+
 class TemporalResNet(nn.Module):
     """Temporal ResNet of Diss. Table 30: ``(B, T, n_mels)`` log-Mel -> ``(B, T, dim)`` embeddings.
 
@@ -78,17 +104,11 @@ class TemporalResNet(nn.Module):
             dropout,
         )
         self.input_norm = nn.BatchNorm1d(n_mels)
-        blocks: list[nn.Module] = []
-        c_prev = 1
-        for stage, c in enumerate(channels):
-            for b in range(blocks_per_stage):
-                stride = self._stride(stage) if b == 0 else (1, 1)
-                blocks.append(ResidualBlock(c_prev, c, stride=stride, dropout=dropout))
-                c_prev = c
-        self.blocks = nn.Sequential(*blocks)
-        self.final_bn = nn.BatchNorm2d(c_prev)
+        self.blocks = residual_stages(1, self.channels, blocks_per_stage, self._stride, dropout)
+        c_last = self.channels[-1]
+        self.final_bn = nn.BatchNorm2d(c_last)
         self.act = nn.LeakyReLU(0.1)
-        self.embed = nn.Linear(self._flat_dim(c_prev), dim)
+        self.embed = nn.Linear(self._flat_dim(c_last), dim)
 
     def _stride(self, stage: int) -> tuple[int, int]:
         return (1, 2) if stage > 0 else (1, 1)
