@@ -132,9 +132,10 @@ def seed_everything(seed: int) -> None:
 
 def auto_threads() -> int:
     """Torch threads for this process: the cores not already busy (1-minute load average), at
-    least one. Oversubscribing busy cores is very costly for torch's OpenMP kernels: on the
-    2-core development machine with one other busy process, a TACos training step took 6.7 s
-    with 2 threads and 0.6 s with 1. ``KWSOS_THREADS`` overrides."""
+    least one. Oversubscribing busy cores is costly for torch's OpenMP kernels: on the 2-core
+    development machine with one core kept busy by another process, a TACos training step took
+    0.83 s with 2 threads and 0.35 s with 1 (``benchmarks/bench_threads.py``).
+    ``KWSOS_THREADS`` overrides."""
     import os
 
     env = os.environ.get("KWSOS_THREADS")
