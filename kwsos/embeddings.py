@@ -71,8 +71,8 @@ class EmbeddingFeatures(FeatureExtractor):
         frames per pass.
     precision
         ``"fp32"``, ``"bf16"`` (bfloat16 autocast of the network) or ``"auto"`` (bf16 on CPUs
-        with AMX bf16 units, where it is about twice as fast; cosine to the fp32 embeddings
-        > 0.9999 there).
+        with AMX bf16 units, where a conv pass is about 2.3x as fast; the embeddings differ from
+        fp32 ones, median cosine 0.95 in ``benchmarks/bench_threads.py``).
     """
 
     name: ClassVar[str] = "embedding"

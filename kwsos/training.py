@@ -79,7 +79,8 @@ class TrainConfig:
     precision
         ``"fp32"``, ``"bf16"`` (autocast of the model's forward pass to bfloat16; the loss and
         the optimiser stay in float32) or ``"auto"``: bf16 on CPUs with AMX bf16 units (where it
-        is several times faster, see benchmarks/RESULTS.md), fp32 elsewhere.
+        is faster: 0.28 vs 0.37 s per TACos step in ``benchmarks/bench_threads.py``), fp32
+        elsewhere.
     """
 
     epochs: int = 40
