@@ -5,7 +5,7 @@ replaceable :class:`~kwsos.features.FeatureExtractor`: HFCC by default, MFCC, or
 embeddings from a network trained on the enrolled shots, :mod:`kwsos.kws_embeddings`) ->
 subsequence DTW of every enrolled shot against the recording
 (:class:`~kwsos.backends.dtw.SubsequenceDTWDetector`) -> one global threshold on the
-length-normalised path cost -> events.
+length-normalised path cost (optionally one per keyword) -> events.
 
 A :class:`KeywordSpotter` is saved as a *keyword bank*: a portable directory ::
 
@@ -38,7 +38,13 @@ from kwsos.backends.dtw import DEFAULT_STEPS, SubsequenceDTWDetector, dba_templa
 from kwsos.errors import KwsosError
 from kwsos.events import Event
 from kwsos.features import FeatureExtractor, extractor_from_dict
-from kwsos.metrics import EventScores, event_based_scores, file_key
+from kwsos.metrics import (
+    EventScores,
+    event_based_scores,
+    event_match_counts,
+    file_key,
+    micro_f1,
+)
 
 __all__ = ["BankError", "KeywordSpotter", "SpotterConfig", "TuneResult"]
 
@@ -71,6 +77,9 @@ class SpotterConfig:
         Global decision threshold on the normalised DTW path cost (cosine distance, lower =
         better match); tuned on validation data by :meth:`KeywordSpotter.tune` (Diss. 6.3.6: one
         global threshold, individual thresholds did not help).
+    keyword_thresholds
+        Optional per-keyword thresholds that override ``threshold`` for their keyword (tuned by
+        ``tune(..., per_keyword=True)``; Diss. Table 31 reports both variants).
     steps
         DTW step sizes ``(template frames, recording frames)``.
     min_duration_ratio
@@ -90,6 +99,7 @@ class SpotterConfig:
     features: dict[str, Any] = field(default_factory=lambda: default_features("hfcc"))
     training: dict[str, Any] = field(default_factory=dict)
     threshold: float = 0.5
+    keyword_thresholds: dict[str, float] = field(default_factory=dict)
     steps: tuple[tuple[int, int], ...] = DEFAULT_STEPS
     min_duration_ratio: float = 0.5
     templates: str = "shots"
@@ -147,6 +157,10 @@ class TuneResult:
     f1: np.ndarray
     precision: np.ndarray
     recall: np.ndarray
+    #: Per-keyword thresholds (``tune(..., per_keyword=True)``); ``scores`` are then the
+    #: validation scores with them, and ``global_scores`` those of the global threshold alone.
+    keyword_thresholds: dict[str, float] = field(default_factory=dict)
+    global_scores: EventScores | None = None
 
 
 @dataclass
@@ -260,16 +274,34 @@ class KeywordSpotter:
     def remove(self, keyword: str) -> KeywordSpotter:
         self._get(keyword)
         del self._keywords[keyword]
+        kt = {k: v for k, v in self.config.keyword_thresholds.items() if k != keyword}
+        self.config = replace(self.config, keyword_thresholds=kt)
         self._detector = None
         return self
 
-    def set_threshold(self, threshold: float) -> KeywordSpotter:
-        if not np.isfinite(threshold):
-            raise KwsosError(f"threshold must be a finite number, got {threshold}")
-        self.config = replace(self.config, threshold=float(threshold))
+    def set_threshold(
+        self, threshold: float, keyword_thresholds: dict[str, float] | None = None
+    ) -> KeywordSpotter:
+        """Set the global threshold and replace the per-keyword ones (none by default)."""
+        kt = {str(k): float(v) for k, v in (keyword_thresholds or {}).items()}
+        for v in [threshold, *kt.values()]:
+            if not np.isfinite(v):
+                raise KwsosError(f"threshold must be a finite number, got {v}")
+        unknown = sorted(set(kt) - set(self._keywords))
+        if unknown:
+            raise BankError(f"thresholds for keywords that are not enrolled: {', '.join(unknown)}")
+        self.config = replace(self.config, threshold=float(threshold), keyword_thresholds=kt)
         if self._detector is not None:
             self._detector.threshold = float(threshold)
         return self
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """The threshold of each keyword, in the detector's keyword order (``keywords_``)."""
+        kt = self.config.keyword_thresholds
+        return np.array(
+            [kt.get(str(k), self.config.threshold) for k in self.detector.keywords_], np.float64
+        )
 
     def set_templates(self, templates: str) -> KeywordSpotter:
         """Switch between ``"shots"`` and ``"dba"`` templates (re-extracted from the stored shots)."""
@@ -515,11 +547,12 @@ class KeywordSpotter:
     ) -> list[Event]:
         """Detect every enrolled keyword in ``recording``; events sorted by onset.
 
+        ``threshold`` overrides the bank's thresholds (global and per keyword) for this call.
         Memory stays bounded for recordings of any length (the audio, features and DTW are all
         streamed block by block).
         """
-        thr = self.config.threshold if threshold is None else float(threshold)
-        cands, duration = self._candidates(recording, thr, hook)
+        thr: Any = self.thresholds if threshold is None else float(threshold)
+        cands, duration = self._candidates(recording, float(np.max(thr)), hook)
         return self._to_events(recording, self.detector.postprocess(cands, thr), duration)
 
     def tune(
@@ -528,13 +561,24 @@ class KeywordSpotter:
         reference: Sequence[Event],
         *,
         n_thresholds: int = 200,
+        per_keyword: bool = False,
+        n_keyword_thresholds: int = 40,
+        passes: int = 2,
         hook: Hook | None = None,
     ) -> TuneResult:
-        """Choose the global threshold that maximises event-based micro F1 on validation data.
+        """Choose the threshold(s) that maximise event-based micro F1 on validation data.
 
         The DTW runs once per recording (all local minima kept); each candidate threshold then
-        only re-runs the cheap post-processing. Among equally good thresholds the median one is
-        taken. The spotter's threshold is set to the result.
+        only re-runs the cheap post-processing, scored with :func:`~kwsos.metrics.event_match_counts`
+        (sed_eval's matching rule). Global threshold: a sweep over ``n_thresholds`` quantiles of
+        the candidate costs; among equally good thresholds the median one is taken.
+
+        ``per_keyword=True`` then refines one threshold per keyword by coordinate ascent on the
+        same micro F1 (``passes`` rounds over the keywords, ``n_keyword_thresholds`` quantiles of
+        each keyword's candidate costs within the global threshold +- its distance to the
+        lowest cost), starting from the global threshold; a change is kept only if it raises
+        F1, ties go to the value nearest the global threshold, so validation F1 never drops
+        below the global one. The spotter's thresholds are set to the result.
         """
         if not recordings:
             raise KwsosError("tune needs at least one validation recording")
@@ -555,30 +599,69 @@ class KeywordSpotter:
             per_rec.append((rec, duration, cands))
             if hook is not None:
                 hook("tune", completed=i + 1, total=len(recordings))
-        costs = np.concatenate([c["cost"] for _, _, c in per_rec])
-        costs = costs[np.isfinite(costs)]
-        if not len(costs):
+        all_cands = np.concatenate([c for _, _, c in per_rec])
+        all_cands = all_cands[np.isfinite(all_cands["cost"])]
+        if not len(all_cands):
             raise KwsosError("no DTW match at all in the validation recordings")
-        grid = np.unique(np.quantile(costs, np.linspace(0, 1, n_thresholds)))
-        rows = []
-        for thr in grid:
-            est = [
+        files = [str(r) for r in recordings]
+
+        def events(thr: Any) -> list[Event]:
+            return [
                 e
                 for rec, dur, c in per_rec
                 for e in self._to_events(rec, self.detector.postprocess(c, thr), dur)
             ]
-            rows.append(event_based_scores(ref, est, files=[str(r) for r in recordings]))
-        f1 = np.array([r.f1 for r in rows])
+
+        def score(thr: Any) -> tuple[float, float, float]:
+            return micro_f1(event_match_counts(ref, events(thr), files=files))
+
+        costs = all_cands["cost"]
+        grid = np.unique(np.quantile(costs, np.linspace(0, 1, n_thresholds)))
+        rows = np.array([score(thr) for thr in grid])
+        f1 = rows[:, 0]
         best = np.flatnonzero(f1 == f1.max())
         pick = best[len(best) // 2]
-        self.set_threshold(float(grid[pick]))
+        t_global = float(grid[pick])
+        global_scores = event_based_scores(ref, events(t_global), files=files)
+        keyword_thresholds: dict[str, float] = {}
+        scores = global_scores
+        if per_keyword:
+            thr = np.full(len(self.detector.keywords_), t_global)
+            current = f1[pick]
+            lo = float(costs.min())
+            for p in range(passes):
+                for k in range(len(thr)):
+                    kc = all_cands["cost"][all_cands["keyword"] == k]
+                    kc = kc[(kc >= lo) & (kc <= 2 * t_global - lo)]
+                    if not len(kc):
+                        continue
+                    qs = np.quantile(kc, np.linspace(0, 1, n_keyword_thresholds))
+                    best_f, best_t = current, thr[k]
+                    for t in np.unique(qs):
+                        trial = thr.copy()
+                        trial[k] = t
+                        f = score(trial)[0]
+                        if f > best_f + 1e-12 or (
+                            abs(f - best_f) <= 1e-12 and abs(t - t_global) < abs(best_t - t_global)
+                        ):
+                            best_f, best_t = f, t
+                    thr[k], current = best_t, best_f
+                if hook is not None:
+                    hook("tune per keyword", completed=p + 1, total=passes)
+            keyword_thresholds = {
+                str(kw): float(t) for kw, t in zip(self.detector.keywords_, thr, strict=True)
+            }
+            scores = event_based_scores(ref, events(thr), files=files)
+        self.set_threshold(t_global, keyword_thresholds)
         return TuneResult(
-            float(grid[pick]),
-            rows[pick],
+            t_global,
+            scores,
             grid,
             f1,
-            np.array([r.precision for r in rows]),
-            np.array([r.recall for r in rows]),
+            rows[:, 1],
+            rows[:, 2],
+            keyword_thresholds,
+            global_scores,
         )
 
     def evaluate(

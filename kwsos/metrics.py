@@ -34,8 +34,10 @@ __all__ = [
     "bounded_f1_ev",
     "eer",
     "event_based_scores",
+    "event_match_counts",
     "f1_ev",
     "file_key",
+    "micro_f1",
     "openness",
     "roc_auc",
     "top1_auc",
@@ -159,6 +161,68 @@ def event_based_scores(
         sum(len(v) for k, v in est.items() if k in keys),
         per_label,
     )
+
+
+def event_match_counts(
+    reference: Sequence[Event],
+    estimated: Sequence[Event],
+    *,
+    t_collar_s: float = 0.2,
+    percentage_of_length: float = 0.5,
+    files: Sequence[str] | None = None,
+) -> dict[str, tuple[int, int, int]]:
+    """Per label ``(n_hits, n_ref, n_est)`` of the event-based matching that
+    :func:`event_based_scores` gets from sed_eval, computed directly (~100x faster).
+
+    The same rule as sed_eval 0.2's ``EventBasedMetrics`` (``event_matching_type="optimal"``):
+    in each file, a reference and an estimated event of the same label may match when
+    ``|onset difference| <= t_collar_s`` and ``|offset difference| <= max(t_collar_s,
+    percentage_of_length * reference length)``; the hits are the size of a maximum bipartite
+    matching. Micro F1 is ``2 * sum(hits) / (sum(n_ref) + sum(n_est))``. Used for threshold
+    sweeps, where sed_eval would be called hundreds of times.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    keys = None if files is None else {file_key(f) for f in files}
+    groups: dict[tuple[str, str], tuple[list[Event], list[Event]]] = {}
+    for side, events in ((0, reference), (1, estimated)):
+        for e in events:
+            key = file_key(e.filename)
+            if keys is not None and key not in keys:
+                continue
+            groups.setdefault((key, e.label), ([], []))[side].append(e)
+    counts: dict[str, list[int]] = {}
+    for (_, label), (ref, est) in groups.items():
+        c = counts.setdefault(label, [0, 0, 0])
+        c[1] += len(ref)
+        c[2] += len(est)
+        if not ref or not est:
+            continue
+        r_on = np.array([e.onset for e in ref])[:, None]
+        r_off = np.array([e.offset for e in ref])[:, None]
+        e_on = np.array([e.onset for e in est])[None, :]
+        e_off = np.array([e.offset for e in est])[None, :]
+        hit = (np.abs(r_on - e_on) <= t_collar_s) & (
+            np.abs(r_off - e_off) <= np.maximum(t_collar_s, percentage_of_length * (r_off - r_on))
+        )
+        if (hit.sum(axis=0) <= 1).all() and (hit.sum(axis=1) <= 1).all():
+            c[0] += int(hit.sum())  # no event has two candidates: the matching is the hits
+        elif hit.any():
+            match = maximum_bipartite_matching(csr_matrix(hit), perm_type="column")
+            c[0] += int((match >= 0).sum())
+    return {k: (v[0], v[1], v[2]) for k, v in sorted(counts.items())}
+
+
+def micro_f1(counts: dict[str, tuple[int, int, int]]) -> tuple[float, float, float]:
+    """``(f1, precision, recall)`` from :func:`event_match_counts` (0 where undefined)."""
+    hits = sum(c[0] for c in counts.values())
+    n_ref = sum(c[1] for c in counts.values())
+    n_est = sum(c[2] for c in counts.values())
+    p = hits / n_est if n_est else 0.0
+    r = hits / n_ref if n_ref else 0.0
+    f = 2 * hits / (n_ref + n_est) if n_ref + n_est else 0.0
+    return f, p, r
 
 
 # --------------------------------------------------------------------------------------------

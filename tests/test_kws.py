@@ -108,3 +108,84 @@ def test_array_shots_and_event_type(audio_set):
         s.enroll(name, [sf.read(str(p), dtype="float32")[0] for p in shots])
     events = s.detect(audio_set["recording"])
     assert isinstance(events[0], Event) and len(events) == len(audio_set["events"])
+
+
+def _crafted_candidates(spotter, ref, costs_true, costs_false):
+    """DTW candidates on the reference events (cost ``costs_true[label]``) plus false alarms of
+    each keyword in the long gaps between events (cost ``costs_false[label]``)."""
+    from kwsos.backends.dtw import CANDIDATE_DTYPE
+
+    det = spotter.detector
+    fps = spotter.extractor.frame_rate
+    kw_index = {str(k): i for i, k in enumerate(det.keywords_)}
+    rows = []
+
+    def add(label, start, end, cost):
+        k = kw_index[label]
+        t = int(np.flatnonzero(det.template_keyword_ == k)[0])
+        rows.append((k, t, start, end, cost))
+
+    events = sorted(ref, key=lambda e: e.onset)
+    for e in events:
+        add(e.label, round(e.onset * fps), round(e.offset * fps) - 1, costs_true[e.label])
+    gaps = [(a.offset + 0.3, b.onset - 0.3) for a, b in zip(events, events[1:], strict=False)]
+    labels = sorted(costs_false)
+    n = 0
+    for lo, hi in gaps:
+        length = det.template_lengths_.max()
+        if (hi - lo) * fps > length:
+            label = labels[n % len(labels)]
+            add(label, round(lo * fps), round(lo * fps) + length - 1, costs_false[label])
+            n += 1
+    cand = np.zeros(len(rows), CANDIDATE_DTYPE)
+    for name, col in zip(("keyword", "template", "start", "end", "cost"), zip(*rows, strict=True), strict=True):
+        cand[name] = col
+    return cand, n
+
+
+def test_per_keyword_thresholds_tuned_by_coordinate_ascent(audio_set, monkeypatch):
+    """alpha's true matches cost 0.10 and its false alarms 0.25, beta's true matches 0.30: no
+    global threshold gets F1 1, per-keyword thresholds (alpha < 0.25 <= beta) do."""
+    ref = read_events(audio_set["reference"])
+    s = KeywordSpotter(plain_config())
+    for name, shots in audio_set["shots"].items():
+        s.enroll(name, shots)
+    cand, n_false = _crafted_candidates(
+        s, ref, {"alpha": 0.10, "beta": 0.30}, {"alpha": 0.25}
+    )
+    assert n_false >= 2
+    duration = float(max(e.offset for e in ref) + 1)
+    monkeypatch.setattr(s, "_candidates", lambda rec, max_cost, hook: (cand, duration))
+
+    glob = s.tune([audio_set["recording"]], ref)
+    assert glob.scores.f1 < 1.0 and not glob.keyword_thresholds
+    assert s.config.keyword_thresholds == {}
+
+    res = s.tune([audio_set["recording"]], ref, per_keyword=True)
+    assert res.global_scores.f1 == pytest.approx(glob.scores.f1)
+    assert res.scores.f1 == 1.0
+    kt = res.keyword_thresholds
+    assert 0.10 <= kt["alpha"] < 0.25 and kt["beta"] >= 0.30
+    assert s.config.keyword_thresholds == kt
+    np.testing.assert_array_equal(s.thresholds, [kt["alpha"], kt["beta"]])
+    # detect applies them (and the tuning F1 equals sed_eval's on the detections)
+    est = s.detect(audio_set["recording"])
+    assert event_based_scores(ref, est).f1 == 1.0
+    # an explicit threshold overrides both; set_threshold alone clears the per-keyword ones
+    assert event_based_scores(ref, s.detect(audio_set["recording"], threshold=0.3)).f1 < 1.0
+    s.remove("beta")
+    assert set(s.config.keyword_thresholds) == {"alpha"}
+    s.set_threshold(0.2)
+    assert s.config.keyword_thresholds == {}
+    with pytest.raises(BankError, match="not enrolled"):
+        s.set_threshold(0.2, {"gamma": 0.1})
+
+
+def test_keyword_thresholds_saved_with_the_bank(spotter, tmp_path):
+    s = KeywordSpotter(spotter.config)
+    s._keywords = spotter._keywords
+    s.set_threshold(0.05, {"alpha": 0.04})
+    s.save(tmp_path / "bank")
+    loaded = KeywordSpotter.load(tmp_path / "bank")
+    assert loaded.config.keyword_thresholds == {"alpha": 0.04}
+    np.testing.assert_array_equal(loaded.thresholds, [0.04, 0.05])

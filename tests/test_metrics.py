@@ -294,3 +294,45 @@ def test_top1_errors():
         top1_eer(["a", "u"], ["a", "u"], [0.5, 0.2], unknown_label="u")
     with pytest.raises(ValueError, match="both known and unknown"):
         top1_auc(["a", "a"], ["a", "a"], [0.5, 0.2], unknown_label="u")
+
+
+def test_event_match_counts_equal_sed_eval(rng):
+    """The fast matcher used by threshold sweeps gives sed_eval's counts (optimal matching,
+    onset and offset collars) on random jittered, relabelled, duplicated and spurious events."""
+    from kwsos.metrics import event_match_counts, micro_f1
+
+    labels = ["a", "b", "c"]
+    for trial in range(8):
+        ref, est = [], []
+        for f in range(4):
+            t = 0.0
+            for _ in range(rng.integers(0, 6)):
+                t += rng.uniform(0.1, 1.5)
+                d = rng.uniform(0.2, 1.2)
+                e = Event(f"dir/f{f}.wav", t, t + d, labels[rng.integers(3)])
+                ref.append(e)
+                t += d
+                for _ in range(rng.integers(0, 3)):  # 0-2 estimates near each event
+                    j = rng.normal(0, 0.2, 2)
+                    lab = e.label if rng.random() < 0.8 else labels[rng.integers(3)]
+                    est.append(Event(f"f{f}.wav", max(0.0, e.onset + j[0]), e.offset + j[1], lab))
+            if rng.random() < 0.5:
+                est.append(Event(f"f{f}.wav", t + 1, t + 1.5, "a"))  # a false alarm
+        files = [f"f{f}.wav" for f in range(4)]
+        want = event_based_scores(ref, est, files=files)
+        counts = event_match_counts(ref, est, files=files)
+        f1, p, r = micro_f1(counts)
+        assert (f1, p, r) == pytest.approx((want.f1, want.precision, want.recall), abs=1e-12)
+        for lab, (hits, n_ref, n_est) in counts.items():
+            row = want.per_label[lab]
+            assert (n_ref, n_est) == (row.n_ref, row.n_est)
+            assert row.recall == pytest.approx(hits / n_ref if n_ref else 0.0)
+
+
+def test_event_match_counts_hand_worked():
+    from kwsos.metrics import event_match_counts
+
+    ref = [Event("x.wav", 1.0, 2.0, "a"), Event("x.wav", 1.1, 2.1, "a"), Event("x.wav", 5, 6, "b")]
+    # one estimate could match either "a"; the second only the first: optimal = 2 hits
+    est = [Event("x.wav", 1.05, 2.05, "a"), Event("x.wav", 0.85, 1.85, "a"), Event("x.wav", 5, 6, "a")]
+    assert event_match_counts(ref, est) == {"a": (2, 2, 3), "b": (0, 1, 0)}

@@ -51,6 +51,7 @@ import bisect
 import logging
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -550,6 +551,17 @@ def dba_template(
 # --------------------------------------------------------------------------------------------
 # detector
 # --------------------------------------------------------------------------------------------
+def below_threshold(candidates: np.ndarray, threshold: Any, n_keywords: int) -> np.ndarray:
+    """Mask of the candidates with ``cost <= threshold``; ``threshold`` is one float or one per
+    keyword (an array indexed by the candidates' ``keyword`` field)."""
+    thr = np.asarray(threshold, dtype=np.float64)
+    if thr.ndim == 0:
+        return candidates["cost"] <= thr
+    if thr.shape != (n_keywords,):
+        raise ValueError(f"need one threshold per keyword ({n_keywords}), got shape {thr.shape}")
+    return candidates["cost"] <= thr[candidates["keyword"]]
+
+
 class SubsequenceDTWDetector:
     """Few-shot keyword detector: subsequence DTW against every enrolled shot (Diss. 6.3.6).
 
@@ -831,8 +843,9 @@ class SubsequenceDTWDetector:
         ----------
         candidates : ndarray of CANDIDATE_DTYPE
             From :meth:`candidates`.
-        threshold : float, optional
-            Keep ``cost <= threshold``; default ``self.threshold``.
+        threshold : float or ndarray of shape (n_keywords,), optional
+            Keep ``cost <= threshold`` (per keyword: ``threshold[keyword]``, indexed like
+            ``keywords_``); default ``self.threshold``.
 
         Returns
         -------
@@ -846,7 +859,7 @@ class SubsequenceDTWDetector:
         if candidates.ndim != 1:
             raise ValueError(f"candidates must be 1-D, got shape {candidates.shape}")
         thr = self.threshold if threshold is None else threshold
-        cand = candidates[candidates["cost"] <= thr]
+        cand = candidates[below_threshold(candidates, thr, len(self.keywords_))]
         if cand.size and (
             cand["template"].min() < 0 or cand["template"].max() >= len(self.template_lengths_)
         ):

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from scipy.ndimage import median_filter
 
-from kwsos.backends.dtw import CANDIDATE_DTYPE
+from kwsos.backends.dtw import CANDIDATE_DTYPE, below_threshold
 
 __all__ = ["SlidingWindowDetector"]
 
@@ -85,10 +85,12 @@ class SlidingWindowDetector:
         return np.concatenate(out) if out else np.empty(0, CANDIDATE_DTYPE)
 
     def postprocess(self, candidates: np.ndarray, threshold: float | None = None) -> np.ndarray:
-        """Threshold, median filter, positive runs -> detections (inclusive frames), sorted."""
+        """Threshold (one float or one per keyword), median filter, positive runs -> detections
+        (inclusive frames), sorted."""
         thr = self.threshold if threshold is None else threshold
         cand = np.asarray(candidates)
-        cand = cand[cand["cost"] <= thr]
+        cand = cand[below_threshold(cand, thr, len(self.keywords_))]
+        thr_k = np.broadcast_to(np.asarray(thr, np.float64), (len(self.keywords_),))
         half = self.segment_frames // 2
         dets = []
         for k in np.unique(cand["keyword"]):
@@ -108,7 +110,7 @@ class SlidingWindowDetector:
                 rec["keyword"], rec["template"] = k, k
                 rec["start"], rec["end"] = max(a - half, 0), b + half - 1
                 best = cost[a : b + 1].min()
-                rec["cost"] = best if np.isfinite(best) else thr
+                rec["cost"] = best if np.isfinite(best) else thr_k[k]
                 dets.append(rec)
         if not dets:
             return np.empty(0, CANDIDATE_DTYPE)

@@ -371,9 +371,15 @@ def keywords(
     table.add_column("keyword")
     table.add_column("shots", justify="right")
     table.add_column("durations (s)")
+    kt = spotter.config.keyword_thresholds
+    if kt:
+        table.add_column("threshold", justify="right")
     for kw in spotter.keywords:
         durs = spotter.shot_durations_s(kw)
-        table.add_row(kw, str(len(durs)), " ".join(f"{d:.2f}" for d in durs))
+        row = [kw, str(len(durs)), " ".join(f"{d:.2f}" for d in durs)]
+        if kt:
+            row.append(f"{kt.get(kw, spotter.config.threshold):.4f}")
+        table.add_row(*row)
     out.print(table)
 
 
@@ -417,7 +423,7 @@ def detect(
     threshold: Annotated[
         float | None,
         typer.Option(
-            help="Maximum normalised DTW path cost (cosine distance; lower = stricter). Default: the bank's (tuned) threshold."
+            help="Maximum normalised DTW path cost (cosine distance; lower = stricter), for every keyword. Default: the bank's (tuned) thresholds."
         ),
     ] = None,
     keyword: Annotated[
@@ -530,8 +536,18 @@ def tune(
         Inference | None,
         typer.Option(help="Switch the bank's inference mode (stored with the new threshold)."),
     ] = None,
+    per_keyword: Annotated[
+        bool,
+        typer.Option(
+            "--per-keyword/--global",
+            help="Also refine one threshold per keyword (coordinate ascent on validation F1, "
+            "starting from the global one). Needs several occurrences of every keyword in the "
+            "validation data; the dissertation found it does not help (Table 31).",
+        ),
+    ] = False,
 ) -> None:
-    """Pick the global threshold that maximises F1 on validation recordings and store it in the bank."""
+    """Pick the threshold that maximises event-based F1 on validation recordings and store it in
+    the bank (one global threshold, or with --per-keyword one per keyword)."""
     from kwsos.events import read_events
 
     for r in recordings:
@@ -542,13 +558,19 @@ def tune(
     if inference is not None:
         spotter.set_inference(inference.value)
     with progress_hook("tuning") as hook:
-        result = spotter.tune(recordings, ref, hook=hook)
+        result = spotter.tune(recordings, ref, per_keyword=per_keyword, hook=hook)
     spotter.save(bank)
-    _print_scores(result.scores, f"validation scores at threshold {result.threshold:.4f}")
+    if per_keyword:
+        assert result.global_scores is not None
+        _print_scores(result.global_scores, f"validation scores at global threshold {result.threshold:.4f}")
+        _print_scores(result.scores, "validation scores with per-keyword thresholds")
+    else:
+        _print_scores(result.scores, f"validation scores at threshold {result.threshold:.4f}")
     if plot is not None:
         _plot_tuning(result, plot)
         err.print(f"wrote {plot}", highlight=False)
-    err.print(f"stored threshold {result.threshold:.4f} in {bank}", highlight=False)
+    what = "global and per-keyword thresholds" if per_keyword else "threshold"
+    err.print(f"stored {what} ({result.threshold:.4f}) in {bank}", highlight=False)
 
 
 def _plot_tuning(result, path: Path) -> None:

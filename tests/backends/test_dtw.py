@@ -461,3 +461,25 @@ def test_dba_template(rng):
     norm, _ = subsequence_dtw(cosine_cost(bary, base), steps=((1, 1),))
     assert norm[-1] < 0.05
     np.testing.assert_array_equal(bary, dba_template(shots, max_iter=5))
+
+
+def test_postprocess_per_keyword_thresholds(rng):
+    """One threshold per keyword = thresholding each keyword by hand, then the usual overlap
+    resolution (a candidate kept by a looser threshold can take the span of a stricter one)."""
+    templates = [rng.standard_normal((m, 3)) for m in (5, 9, 14)]
+    det = SubsequenceDTWDetector(threshold=0.6).fit(templates, ["x", "y", "y"])
+    n = 300
+    starts = rng.integers(0, 250, n)
+    cand = np.zeros(n, dtype=CANDIDATE_DTYPE)
+    cand["start"] = starts
+    cand["end"] = starts + rng.integers(0, 40, n)
+    cand["cost"] = np.round(rng.random(n), 2)
+    cand["template"] = rng.integers(0, 3, n)
+    cand["keyword"] = det.template_keyword_[cand["template"]]
+    thr = np.array([0.3, 0.7])
+    keep = cand["cost"] <= thr[cand["keyword"]]
+    want = reference_postprocess(cand[keep], det.template_lengths_, np.inf, 0.5)
+    np.testing.assert_array_equal(det.postprocess(cand, thr), want)
+    assert set(want["keyword"]) == {0, 1}
+    with pytest.raises(ValueError, match="one threshold per keyword"):
+        det.postprocess(cand, np.array([0.3, 0.4, 0.5]))

@@ -31,3 +31,15 @@ def test_candidates_are_all_frames_below_max_cost():
     c = det.candidates([f], max_cost=0.45)
     got = sorted(zip(c["start"], c["keyword"], np.round(c["cost"], 3), strict=True))
     assert got == [(0, 0, 0.0), (1, 0, 0.4), (1, 1, 0.2)]
+
+
+def test_per_keyword_thresholds_equal_separate_runs():
+    det = _det()
+    f = np.tile([0.0, 1.0], (60, 1))
+    f[20:31] = [0.8, 0.6]  # "a" at cost 0.2 (and "b" at cost 0.4) for 11 frames
+    cand = det.candidates([f])
+    both = det.postprocess(cand, np.array([0.1, 0.5]))
+    a_only = det.postprocess(cand, 0.1)
+    b_only = det.postprocess(cand, 0.5)
+    assert len(a_only[a_only["keyword"] == 0]) == 0
+    np.testing.assert_array_equal(both, b_only[b_only["keyword"] == 1])
