@@ -529,6 +529,34 @@ class KeywordSpotter:
         """Raw DTW candidates (local minima of each keyword's cost curve), before thresholding."""
         return self._candidates(recording, max_cost, hook)[0]
 
+    def cost_curves(self, recording: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        """Per-keyword match cost at every frame of ``recording``, for plots and diagnosis.
+
+        DTW: the best shot's normalised path cost of a match ending at the frame; sliding
+        window: the cosine distance of the frame's segment to the keyword centre. Lower is a
+        better match; detections are the regions below the threshold (before post-processing).
+        Holds the whole recording's features in memory (meant for single test files).
+
+        Returns
+        -------
+        times : ndarray, shape (n_frames,)
+            Frame centres in seconds.
+        costs : ndarray, shape (n_keywords, n_frames)
+            In the detector's keyword order (``detector.keywords_``); ``inf`` where no match ends.
+        """
+        duration = self._check_recording(recording)
+        feats = np.concatenate(list(self._feature_stream(recording, duration, None)))
+        det = self.detector
+        if self.feature_name == "sliding":
+            costs = det.costs(feats).T  # type: ignore[attr-defined]
+        else:
+            norm, _ = det.search(feats)
+            costs = np.stack(
+                [norm[det.template_keyword_ == k].min(axis=0) for k in range(len(det.keywords_))]
+            )
+        onset, offset = self.extractor.frame_bounds_s(np.arange(len(feats)), np.arange(len(feats)))
+        return (onset + offset) / 2, costs
+
     def _to_events(
         self, recording: str | Path, dets: np.ndarray, duration_s: float | None = None
     ) -> list[Event]:

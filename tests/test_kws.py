@@ -189,3 +189,16 @@ def test_keyword_thresholds_saved_with_the_bank(spotter, tmp_path):
     loaded = KeywordSpotter.load(tmp_path / "bank")
     assert loaded.config.keyword_thresholds == {"alpha": 0.04}
     np.testing.assert_array_equal(loaded.thresholds, [0.04, 0.05])
+
+
+def test_cost_curves_agree_with_candidates(spotter, audio_set):
+    times, costs = spotter.cost_curves(audio_set["recording"])
+    cands = spotter.candidates(audio_set["recording"])
+    assert costs.shape == (2, len(times)) and np.all(np.diff(times) > 0)
+    for k in range(2):  # the global minimum of a cost curve is one of its local minima
+        assert costs[k].min() == pytest.approx(cands["cost"][cands["keyword"] == k].min())
+    # each detected event's end frame is where its keyword's curve has the event's cost
+    for e in spotter.detect(audio_set["recording"]):
+        k = list(spotter.detector.keywords_).index(e.label)
+        near = np.abs(times - e.offset) < 0.05
+        assert costs[k][near].min() == pytest.approx(e.cost, abs=1e-6)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Few-shot keyword spotting, Diss. Table 31 comparison, on the KWS-TTS benchmark.
+#
+#   stage 0: generate the benchmark (data_prep.make_kws_tts; returns at once when cached)
+#   stage 1: per system: enroll + train, tune global and per-keyword thresholds on validation,
+#            detect and score test, plots (local/run_systems.py; systems with a result.json
+#            are skipped, --force re-runs them)
+#   stage 2: $exp/RESULTS.md (local/make_results.py)
+#
+# Usage: ./run.sh [--stage 0] [--stop_stage 2] [--data DIR] [--exp DIR] [--conf conf/kws_tts.json]
+#                 [--systems hfcc,tacos,...] [--jobs 2] [--threads 1] [--force 1]
+#                 [--data_opts "--minutes 10 --keywords 15 ..."]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+python=${PYTHON:-python}
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+
+stage=0
+stop_stage=2
+data=$root/data/kws_tts
+exp=$root/exp/kws_tts
+conf=$here/conf/kws_tts.json
+systems=""
+jobs=2
+threads=1
+force=0
+data_opts="--seed 0"
+cmdline="$0 $*"
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2 ;;
+    --stop_stage|--stop-stage) stop_stage=$2 ;;
+    --data) data=$2 ;;
+    --exp) exp=$2 ;;
+    --conf) conf=$2 ;;
+    --systems) systems=$2 ;;
+    --jobs) jobs=$2 ;;
+    --threads) threads=$2 ;;
+    --force) force=$2 ;;
+    --data_opts|--data-opts) data_opts=$2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+
+mkdir -p "$exp"
+start=$(date +%s)
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  echo "stage 0: KWS-TTS benchmark -> $data"
+  # shellcheck disable=SC2086  # data_opts is a list of options
+  "$python" -m data_prep.make_kws_tts --out "$data" $data_opts
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "stage 1: systems -> $exp/<system>/"
+  extra=()
+  [ "$force" = 1 ] && extra+=(--force)
+  "$python" "$here/local/run_systems.py" --data "$data" --exp "$exp" --conf "$conf" \
+    --systems "$systems" --jobs "$jobs" --threads "$threads" "${extra[@]}"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "stage 2: results -> $exp/RESULTS.md"
+  "$python" "$here/local/make_results.py" --exp "$exp" --conf "$conf" \
+    --output "$exp/RESULTS.md" --command "$cmdline"
+fi
+
+echo "run.sh: stages $stage-$stop_stage done in $(( $(date +%s) - start )) s"
