@@ -632,6 +632,9 @@ class KeywordSpotter:
         if not len(all_cands):
             raise KwsosError("no DTW match at all in the validation recordings")
         files = [str(r) for r in recordings]
+        ref_by_file: dict[str, list[Event]] = {}
+        for e in ref:
+            ref_by_file.setdefault(file_key(e.filename), []).append(e)
 
         def events(thr: Any) -> list[Event]:
             return [
@@ -640,12 +643,32 @@ class KeywordSpotter:
                 for e in self._to_events(rec, self.detector.postprocess(c, thr), dur)
             ]
 
-        def score(thr: Any) -> tuple[float, float, float]:
-            return micro_f1(event_match_counts(ref, events(thr), files=files))
+        def file_counts(i: int, thr: Any) -> np.ndarray:
+            rec, dur, c = per_rec[i]
+            est = self._to_events(rec, self.detector.postprocess(c, thr), dur)
+            counts = event_match_counts(ref_by_file.get(file_key(str(rec)), []), est)
+            return np.array([sum(v[j] for v in counts.values()) for j in range(3)], np.int64)
+
+        # Threshold sweeps re-score only the files whose kept candidates change: per file the
+        # (hits, n_ref, n_est) counts are cached and micro F1 comes from their sums.
+        rec_costs = [c["cost"] for _, _, c in per_rec]
+        rec_kw = [c["keyword"] for _, _, c in per_rec]
+
+        def f1_of(total: np.ndarray) -> tuple[float, float, float]:
+            hits, n_ref, n_est = (int(v) for v in total)
+            return micro_f1({"": (hits, n_ref, n_est)})
 
         costs = all_cands["cost"]
         grid = np.unique(np.quantile(costs, np.linspace(0, 1, n_thresholds)))
-        rows = np.array([score(thr) for thr in grid])
+        cached = np.stack([file_counts(i, -np.inf) for i in range(len(per_rec))])
+        prev, rows_l = -np.inf, []
+        for thr in grid:
+            for i, rc in enumerate(rec_costs):
+                if np.any((rc > prev) & (rc <= thr)):
+                    cached[i] = file_counts(i, thr)
+            rows_l.append(f1_of(cached.sum(axis=0)))
+            prev = thr
+        rows = np.array(rows_l)
         f1 = rows[:, 0]
         best = np.flatnonzero(f1 == f1.max())
         pick = best[len(best) // 2]
@@ -654,32 +677,48 @@ class KeywordSpotter:
         keyword_thresholds: dict[str, float] = {}
         scores = global_scores
         if per_keyword:
-            thr = np.full(len(self.detector.keywords_), t_global)
-            current = f1[pick]
+            thr_v = np.full(len(self.detector.keywords_), t_global)
+            cached = np.stack([file_counts(i, thr_v) for i in range(len(per_rec))])
+            total = cached.sum(axis=0)
+            current = f1_of(total)[0]
             lo = float(costs.min())
             for p in range(passes):
-                for k in range(len(thr)):
+                for k in range(len(thr_v)):
                     kc = all_cands["cost"][all_cands["keyword"] == k]
                     kc = kc[(kc >= lo) & (kc <= 2 * t_global - lo)]
                     if not len(kc):
                         continue
                     qs = np.quantile(kc, np.linspace(0, 1, n_keyword_thresholds))
-                    best_f, best_t = current, thr[k]
+                    best_f, best_t, best_upd = current, thr_v[k], None
                     for t in np.unique(qs):
-                        trial = thr.copy()
+                        a, b = min(t, thr_v[k]), max(t, thr_v[k])
+                        hit = [
+                            i
+                            for i in range(len(per_rec))
+                            if np.any((rec_kw[i] == k) & (rec_costs[i] > a) & (rec_costs[i] <= b))
+                        ]
+                        trial = thr_v.copy()
                         trial[k] = t
-                        f = score(trial)[0]
+                        upd = {i: file_counts(i, trial) for i in hit}
+                        new_total = total + sum(
+                            (upd[i] - cached[i] for i in hit), np.zeros(3, np.int64)
+                        )
+                        f = f1_of(new_total)[0]
                         if f > best_f + 1e-12 or (
                             abs(f - best_f) <= 1e-12 and abs(t - t_global) < abs(best_t - t_global)
                         ):
-                            best_f, best_t = f, t
-                    thr[k], current = best_t, best_f
+                            best_f, best_t, best_upd = f, t, upd
+                    if best_upd is not None:
+                        for i, v in best_upd.items():
+                            total += v - cached[i]
+                            cached[i] = v
+                    thr_v[k], current = best_t, best_f
                 if hook is not None:
                     hook("tune per keyword", completed=p + 1, total=passes)
             keyword_thresholds = {
-                str(kw): float(t) for kw, t in zip(self.detector.keywords_, thr, strict=True)
+                str(kw): float(t) for kw, t in zip(self.detector.keywords_, thr_v, strict=True)
             }
-            scores = event_based_scores(ref, events(thr), files=files)
+            scores = event_based_scores(ref, events(thr_v), files=files)
         self.set_threshold(t_global, keyword_thresholds)
         return TuneResult(
             t_global,

@@ -42,6 +42,8 @@ __all__ = [
     "SYSTEMS",
     "KwsDataset",
     "KwsSystem",
+    "analyse_system",
+    "cost_separation",
     "load_dataset",
     "results_markdown",
     "run_system",
@@ -327,11 +329,12 @@ def run_system(
 
 def results_markdown(results: Sequence[Mapping[str, Any]]) -> str:
     """The Table 31 form: one row per system and threshold type, F1 / P / R (%) on validation
-    and test, plus enrollment time, training steps and detection real-time factor."""
+    and test, plus enrollment time, training steps, detection real-time factor and (when
+    :func:`analyse_system` ran: ``r["analysis"]``) the test cost-separation AUC."""
     head = (
         "| system | reversed | thresholds | val F1 | val P | val R | test F1 | test P | test R "
-        "| enroll (s) | steps | detect (x RT) |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| enroll (s) | steps | detect (x RT) | cost AUC |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in results:
@@ -339,12 +342,125 @@ def results_markdown(results: Sequence[Mapping[str, Any]]) -> str:
         learned = cfg["features"] not in ("hfcc", "mfcc")
         rev = ("yes" if cfg["reversed_segments"] else "no") if learned else "-"
         steps = r.get("training", {}).get("steps", "-") if learned else "-"
+        auc = f"{100 * r['analysis']['auc']:.1f}" if "analysis" in r else "-"
         for kind, name in (("global", "global"), ("per_keyword", "per keyword")):
             v, t = r["validation"][kind], r["test"][kind]
             lines.append(
                 f"| {r['label']} (`{r['system']}`) | {rev} | {name} | {v['f1']:.1f} | "
                 f"{v['precision']:.1f} | {v['recall']:.1f} | **{t['f1']:.1f}** | "
                 f"{t['precision']:.1f} | {t['recall']:.1f} | {r['enroll_s']:.0f} | {steps} | "
-                f"{r['realtime_factor']:.0f} |"
+                f"{r['realtime_factor']:.0f} | {auc} |"
             )
     return head + "\n".join(lines) + "\n"
+
+
+def cost_separation(
+    spotter: Any,
+    recordings: Sequence[str | Path],
+    reference: Sequence[Event],
+    *,
+    before_s: float = 0.1,
+    after_s: float = 0.2,
+    min_distance_s: float = 0.1,
+) -> dict[str, Any]:
+    """How well a system's match cost separates keyword occurrences from everything else.
+
+    From each keyword's cost curve (:meth:`KeywordSpotter.cost_curves`) in each recording:
+
+    * **target** cost of a reference event: the lowest cost of its keyword within
+      ``[onset - before_s, offset + after_s]`` (the DTW cost sits at the match's end frame);
+    * **impostor** costs: the local minima (over +-``min_distance_s``) of every keyword's curve
+      outside that keyword's reference events (the same window) - other words, near-words,
+      noise, and the other keywords' occurrences.
+
+    A threshold detects a target when its cost is below it and fires on every impostor below
+    it, so the overlap of the two distributions bounds what any threshold can reach. Returns
+    ``target`` / ``impostor`` cost arrays, the keyword of each, and ``auc`` = P(target cost <
+    impostor cost), threshold-free.
+    """
+    import numpy as np
+    from scipy.ndimage import minimum_filter1d
+
+    from kwsos.metrics import roc_auc
+
+    by_file: dict[str, list[Event]] = {}
+    for e in reference:
+        by_file.setdefault(file_key(e.filename), []).append(e)
+    target, target_kw, impostor, impostor_kw = [], [], [], []
+    for rec in recordings:
+        times, costs = spotter.cost_curves(rec)
+        dt = float(np.median(np.diff(times))) if len(times) > 1 else 0.01
+        size = 2 * max(1, int(round(min_distance_s / dt))) + 1
+        events = by_file.get(file_key(str(rec)), [])
+        for k, kw in enumerate(spotter.detector.keywords_):
+            curve = costs[k]
+            inside = np.zeros(len(times), bool)
+            for e in events:
+                if e.label != kw:
+                    continue
+                win = (times >= e.onset - before_s) & (times <= e.offset + after_s)
+                inside |= win
+                target.append(float(curve[win].min()) if win.any() else np.inf)
+                target_kw.append(str(kw))
+            finite = np.where(np.isfinite(curve), curve, np.inf)
+            is_min = (finite == minimum_filter1d(finite, size, mode="nearest")) & np.isfinite(curve)
+            sel = is_min & ~inside
+            impostor.extend(curve[sel].tolist())
+            impostor_kw.extend([str(kw)] * int(sel.sum()))
+    t = np.array(target, np.float64)
+    imp = np.array(impostor, np.float64)
+    ok = np.isfinite(t)
+    auc = (
+        roc_auc(np.r_[np.ones(ok.sum()), np.zeros(len(imp))], -np.r_[t[ok], imp])
+        if ok.any() and len(imp)
+        else float("nan")
+    )
+    return {
+        "target": t,
+        "target_keyword": target_kw,
+        "impostor": imp,
+        "impostor_keyword": impostor_kw,
+        "auc": float(auc),
+    }
+
+
+def analyse_system(data: KwsDataset, out: str | Path, *, split: str = "test") -> dict[str, Any]:
+    """Cost separation of a finished :func:`run_system` (its saved bank) on ``split``: writes
+    ``out/separation.png`` and ``out/analysis.json`` (AUC, per-keyword AUC, quantiles)."""
+    import numpy as np
+
+    from kwsos.kws import KeywordSpotter
+    from kwsos.metrics import roc_auc
+    from kwsos.plots import plot_cost_histogram
+
+    out = Path(out)
+    sp = KeywordSpotter.load(out / "bank")
+    sep = cost_separation(sp, data.files[split], data.reference[split])
+    per_kw = {}
+    imp_kw = np.array(sep["impostor_keyword"], dtype=object)
+    tgt_kw = np.array(sep["target_keyword"], dtype=object)
+    for kw in sp.keywords:
+        t = sep["target"][(tgt_kw == kw) & np.isfinite(sep["target"])]
+        i = sep["impostor"][imp_kw == kw]
+        if len(t) and len(i):
+            per_kw[kw] = round(float(roc_auc(np.r_[np.ones(len(t)), np.zeros(len(i))], -np.r_[t, i])), 4)
+    thr = sp.config.threshold
+    res = {
+        "split": split,
+        "auc": round(sep["auc"], 4),
+        "per_keyword_auc": per_kw,
+        "n_target": int(len(sep["target"])),
+        "n_impostor": int(len(sep["impostor"])),
+        "target_below_threshold": round(float(np.mean(sep["target"] <= thr)), 4),
+        "impostors_below_threshold": int(np.sum(sep["impostor"] <= thr)),
+        "threshold": thr,
+    }
+    plot_cost_histogram(
+        sep["target"],
+        sep["impostor"],
+        out / "separation.png",
+        threshold=thr,
+        title=f"{out.name}: {split} match costs, AUC {100 * sep['auc']:.1f} %",
+    )
+    write_text_atomic(out / "analysis.json", json.dumps(res, indent=2) + "\n")
+    return res

@@ -18,7 +18,7 @@ import numpy as np
 from kwsos._atomic import atomic_output
 from kwsos.events import Event
 
-__all__ = ["plot_cost_timeline", "plot_keyword_f1"]
+__all__ = ["plot_cost_histogram", "plot_cost_timeline", "plot_keyword_f1"]
 
 
 def _pyplot():
@@ -137,6 +137,38 @@ def plot_keyword_f1(
     ax.grid(axis="x", alpha=0.3)
     if len(series) > 1:
         ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def plot_cost_histogram(
+    target: np.ndarray,
+    impostor: np.ndarray,
+    path: str | Path,
+    *,
+    threshold: float | None = None,
+    title: str = "match costs",
+) -> None:
+    """Densities of the costs of keyword occurrences (target) and of everything else (impostor
+    local minima), with the threshold: the overlap is the error no threshold can avoid."""
+    plt = _pyplot()
+    t = np.asarray(target, np.float64)
+    i = np.asarray(impostor, np.float64)
+    t, i = t[np.isfinite(t)], i[np.isfinite(i)]
+    both = np.r_[t, i]
+    if not both.size:
+        raise ValueError("no finite costs to plot")
+    bins = np.linspace(both.min(), np.quantile(both, 0.995), 60)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.hist(i, bins=bins, density=True, alpha=0.5, color="grey", label=f"impostor minima (n={len(i)})")
+    ax.hist(t, bins=bins, density=True, alpha=0.6, color="green", label=f"keyword occurrences (n={len(t)})")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("match cost (lower = better match)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, Path(path))
     plt.close(fig)

@@ -5,9 +5,11 @@
 #   stage 1: per system: enroll + train, tune global and per-keyword thresholds on validation,
 #            detect and score test, plots (local/run_systems.py; systems with a result.json
 #            are skipped, --force re-runs them)
-#   stage 2: $exp/RESULTS.md (local/make_results.py)
+#   stage 2: cost separation of each system on test: separation.png, analysis.json
+#            (local/analyse.py)
+#   stage 3: $exp/RESULTS.md (local/make_results.py)
 #
-# Usage: ./run.sh [--stage 0] [--stop_stage 2] [--data DIR] [--exp DIR] [--conf conf/kws_tts.json]
+# Usage: ./run.sh [--stage 0] [--stop_stage 3] [--data DIR] [--exp DIR] [--conf conf/kws_tts.json]
 #                 [--systems hfcc,tacos,...] [--jobs 2] [--threads 1] [--force 1]
 #                 [--data_opts "--minutes 10 --keywords 15 ..."]
 set -euo pipefail
@@ -18,7 +20,7 @@ python=${PYTHON:-python}
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 
 stage=0
-stop_stage=2
+stop_stage=3
 data=$root/data/kws_tts
 exp=$root/exp/kws_tts
 conf=$here/conf/kws_tts.json
@@ -41,7 +43,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2 ;;
     --force) force=$2 ;;
     --data_opts|--data-opts) data_opts=$2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -65,7 +67,15 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "stage 2: results -> $exp/RESULTS.md"
+  echo "stage 2: cost separation -> $exp/<system>/separation.png"
+  extra=()
+  [ "$force" = 1 ] && extra+=(--force)
+  "$python" "$here/local/analyse.py" --data "$data" --exp "$exp" --conf "$conf" \
+    --systems "$systems" --threads "$threads" "${extra[@]}"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "stage 3: results -> $exp/RESULTS.md"
   "$python" "$here/local/make_results.py" --exp "$exp" --conf "$conf" \
     --output "$exp/RESULTS.md" --command "$cmdline"
 fi

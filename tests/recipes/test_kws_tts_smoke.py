@@ -1,6 +1,6 @@
 """Smoke run of recipes/kws_tts/run.sh (stages 1-2) on a tiny dataset in the KWS-DailyTalk
 layout built from the bundled demo: 2 keywords x 3 shots, validation.flac for tuning,
-long.flac for testing; HFCC, TACos and sliding window with 2 training steps."""
+long.flac for testing; HFCC, TACos and sliding window with 2 training steps; stage 2 analysis and stage 3 table."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def test_run_sh_smoke(tmp_path: Path):
         assert r["validation"]["per_keyword"]["f1"] >= r["validation"]["global"]["f1"]
         assert set(r["keyword_thresholds"]) == set(KEYWORDS)
         assert r["realtime_factor"] > 0 and r["test_audio_s"] == pytest.approx(85, abs=3)
-        for png in ("timeline.png", "keyword_f1.png"):
+        analysis = json.loads((exp / system / "analysis.json").read_text())
+        assert 0 <= analysis["auc"] <= 1 and analysis["n_target"] == r["test"]["global"]["n_ref"]
+        for png in ("timeline.png", "keyword_f1.png", "separation.png"):
             assert (exp / system / png).read_bytes()[:4] == b"\x89PNG"
         assert (exp / system / "bank" / "bank.json").is_file()
         det = read_events(exp / system / "test_detections_global.csv")
@@ -71,6 +73,6 @@ def test_run_sh_smoke(tmp_path: Path):
     table = (exp / "RESULTS.md").read_text()
     assert table.count("| HFCC-DTW (`hfcc`)") == 2 and "TACos + DTW (`tacos`) | yes | per keyword" in table
     # a second run resumes: nothing to do
-    res = subprocess.run(cmd[:2] + ["--stop_stage", "1"] + cmd[2:], env=env, capture_output=True,
+    res = subprocess.run(cmd[:3] + ["--stop_stage", "1"] + cmd[3:], env=env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.count("done already") == 3

@@ -29,6 +29,8 @@ def main() -> None:
         path = args.exp / s.name / "result.json"
         if path.is_file():
             results.append(json.loads(path.read_text()))
+            if (args.exp / s.name / "analysis.json").is_file():
+                results[-1]["analysis"] = json.loads((args.exp / s.name / "analysis.json").read_text())
         else:
             missing.append(s.name)
     if not results:
@@ -53,11 +55,16 @@ def main() -> None:
     ]
     if missing:
         lines.append(f"Not run: {', '.join(missing)}\n")
+    lines.append("Cost AUC: probability that a keyword occurrence matches its keyword better than "
+                 "an impostor local minimum of the cost curve does (test split, threshold-free; "
+                 "`kwsos.kws_experiment.cost_separation`).\n")
     lines.append("Per system: `timeline.png` (match cost of every keyword over one test file, "
-                 "reference and detections) and `keyword_f1.png` (test F1 per keyword):\n")
+                 "reference and detections), `keyword_f1.png` (test F1 per keyword) and "
+                 "`separation.png` (cost histograms of occurrences vs impostors):\n")
     for r in results:
         lines.append(f"- `{r['system']}`: [timeline]({rel}/{r['system']}/timeline.png), "
-                     f"[per-keyword F1]({rel}/{r['system']}/keyword_f1.png) (file {r['plot_file']})")
+                     f"[per-keyword F1]({rel}/{r['system']}/keyword_f1.png), "
+                     f"[separation]({rel}/{r['system']}/separation.png) (file {r['plot_file']})")
     write_text_atomic(args.output, "\n".join(lines) + "\n")
     print(f"wrote {args.output}")
 

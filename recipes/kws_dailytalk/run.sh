@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Few-shot keyword spotting, Diss. Table 31 comparison, on KWS-DailyTalk (the paper's data).
+# You need the KWS-DailyTalk annotation CSVs and your own copy of the DailyTalk audio.
+#
+#   stage 0: prepare the KWS-DailyTalk layout (data_prep.prepare_kws_dailytalk)
+#   stage 1: per system: enroll + train, tune global and per-keyword thresholds on validation,
+#            detect and score test, plots (../kws_tts/local/run_systems.py, shared with the
+#            KWS-TTS recipe; systems with a result.json are skipped, --force 1 re-runs them)
+#   stage 2: cost separation of each system on test: separation.png, analysis.json
+#            (local/analyse.py)
+#   stage 3: $exp/RESULTS.md (../kws_tts/local/make_results.py)
+#
+# Usage: ./run.sh --annotations DIR --dailytalk_audio DIR [--stage 0] [--stop_stage 3]
+#                 [--data DIR] [--exp DIR] [--conf conf/kws_dailytalk.json]
+#                 [--systems hfcc,tacos,...] [--jobs 2] [--threads 1] [--force 1]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+local=$root/recipes/kws_tts/local
+python=${PYTHON:-python}
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+
+stage=0
+stop_stage=3
+annotations=""
+audio=""
+data=$root/data/kws_dailytalk
+exp=$root/exp/kws_dailytalk
+conf=$here/conf/kws_dailytalk.json
+systems=""
+jobs=2
+threads=1
+force=0
+cmdline="$0 $*"
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2 ;;
+    --stop_stage|--stop-stage) stop_stage=$2 ;;
+    --annotations) annotations=$2 ;;
+    --dailytalk_audio|--dailytalk-audio) audio=$2 ;;
+    --data) data=$2 ;;
+    --exp) exp=$2 ;;
+    --conf) conf=$2 ;;
+    --systems) systems=$2 ;;
+    --jobs) jobs=$2 ;;
+    --threads) threads=$2 ;;
+    --force) force=$2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+
+mkdir -p "$exp"
+start=$(date +%s)
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  if [ -z "$annotations" ] || [ -z "$audio" ]; then
+    echo "run.sh: stage 0 needs --annotations DIR and --dailytalk_audio DIR (or start at --stage 1 with a prepared --data DIR)" >&2
+    exit 2
+  fi
+  echo "stage 0: KWS-DailyTalk -> $data"
+  "$python" -m data_prep.prepare_kws_dailytalk --annotations "$annotations" \
+    --dailytalk-audio "$audio" --out "$data"
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "stage 1: systems -> $exp/<system>/"
+  extra=()
+  [ "$force" = 1 ] && extra+=(--force)
+  "$python" "$local/run_systems.py" --data "$data" --exp "$exp" --conf "$conf" \
+    --systems "$systems" --jobs "$jobs" --threads "$threads" "${extra[@]}"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "stage 2: cost separation -> $exp/<system>/separation.png"
+  extra=()
+  [ "$force" = 1 ] && extra+=(--force)
+  "$python" "$local/analyse.py" --data "$data" --exp "$exp" --conf "$conf" \
+    --systems "$systems" --threads "$threads" "${extra[@]}"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "stage 3: results -> $exp/RESULTS.md"
+  "$python" "$local/make_results.py" --exp "$exp" --conf "$conf" \
+    --output "$exp/RESULTS.md" --command "$cmdline"
+fi
+
+echo "run.sh: stages $stage-$stop_stage done in $(( $(date +%s) - start )) s"
