@@ -232,3 +232,21 @@ def test_train_rejects_hand_crafted_features_and_bad_device(bank, audio_set, tmp
     )
     assert r.exit_code == 2
     assert not b.exists()
+
+
+def test_tune_per_keyword_stores_and_lists_thresholds(bank, audio_set, tmp_path):
+    import shutil
+
+    copy = tmp_path / "b3"
+    shutil.copytree(bank, copy)
+    rec, ref = audio_set["recording"], audio_set["reference"]
+    r = run("tune", rec, "--reference", ref, "--bank", copy, "--per-keyword")
+    assert r.exit_code == 0, r.output
+    assert "per-keyword thresholds" in r.output and "global and per-keyword" in r.output
+    stored = json.loads((copy / "bank.json").read_text())["config"]["keyword_thresholds"]
+    assert set(stored) == {"alpha", "beta"}
+    r = run("keywords", "--bank", copy)
+    assert f"{stored['alpha']:.4f}" in r.output
+    # a plain (global) tune clears them again
+    r = run("tune", rec, "--reference", ref, "--bank", copy)
+    assert json.loads((copy / "bank.json").read_text())["config"]["keyword_thresholds"] == {}
