@@ -72,20 +72,36 @@ def build_spotter(
     mode=None,
     noise_p=0.0,
     gain_db=0.0,
+    input_norm="none",
+    input_norm_frames=100,
+    precision=None,
 ):
     from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
 
     opts = {"mode": mode} if mode else {}
-    sp = KeywordSpotter(SpotterConfig(features=default_features(features, **opts)))
+    learned_opts = {}
+    if features not in ("hfcc", "mfcc"):
+        learned_opts = {"input_norm": input_norm, "input_norm_frames": input_norm_frames}
+        if precision:
+            learned_opts["precision"] = precision
+    sp = KeywordSpotter(SpotterConfig(features=default_features(features, **opts, **learned_opts)))
     if sp.learned:
         train = {"seed": seed}
+        if precision:
+            train["precision"] = precision
         if max_minutes is not None:
             train["max_minutes"] = max_minutes
         if epochs:  # 0 / None: the default schedule (step budget)
             train["epochs"] = epochs
             train["max_steps"] = None
+        # the extractor's input_norm must reach the training set too (set both)
         sp.set_training(
-            reversed_segments=reversed_segments, noise_p=noise_p, gain_db=gain_db, train=train
+            reversed_segments=reversed_segments,
+            noise_p=noise_p,
+            gain_db=gain_db,
+            input_norm=input_norm,
+            input_norm_frames=input_norm_frames,
+            train=train,
         )
     for kw, paths in shots.items():
         sp.enroll(kw, paths)
@@ -136,7 +152,11 @@ def cmd_enroll(args) -> None:
             mode=args.mode,
             noise_p=args.noise_p,
             gain_db=args.gain_db,
+            input_norm=args.input_norm,
+            input_norm_frames=args.input_norm_frames,
+            precision=args.precision,
         )
+        assert sp.training_config().input_norm == getattr(sp.extractor, "input_norm", "none")
         for mode in args.modes if sp.learned else [None]:
             if mode is not None:
                 sp.set_inference(mode)
@@ -151,6 +171,11 @@ def cmd_enroll(args) -> None:
                 "mode": mode,
                 "reversed": not args.no_reversed,
                 "epochs": epochs,
+                "input_norm": args.input_norm,
+                "input_norm_frames": args.input_norm_frames,
+                "precision": args.precision or "auto",
+                "seed": args.seed,
+                "threads": args.threads,
                 "epochs_run": tlog.epochs_run if tlog else 0,
                 "steps": tlog.steps if tlog else 0,
                 "stopped": tlog.stopped if tlog else "",
@@ -332,6 +357,21 @@ def main() -> None:
         nargs="+",
         default=["conv"],
         help="inference modes to tune and score (learned features)",
+    )
+    e.add_argument(
+        "--input-norm",
+        default="none",
+        choices=["none", "cmvn", "cmn"],
+        help="per-recording sliding normalisation of the learned features' log-Mel input",
+    )
+    e.add_argument(
+        "--input-norm-frames", type=int, default=100, help="half window of --input-norm (frames)"
+    )
+    e.add_argument(
+        "--precision",
+        default=None,
+        choices=["fp32", "bf16", "auto"],
+        help="training and inference precision of learned features (default: auto)",
     )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--threads", type=int, default=2)

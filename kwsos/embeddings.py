@@ -17,6 +17,16 @@ independently of the recording length:
     frame sees +-16 frames of real context instead of the averaged views of 16 zero-padded
     segments. One forward pass per frame.
 
+Input normalisation (``input_norm``): ``"cmvn"`` / ``"cmn"`` replace every log-Mel frame by its
+deviation from the mean (over the standard deviation, for ``cmvn``) of the frames within
+``+-input_norm_frames`` of it (:func:`kwsos.features.sliding_cmvn`, as HFCC's ``cmvn_frames``),
+computed per recording before segmenting. Training applies the same to each shot's and each
+background's whole log-Mel (:func:`normalize_logmel`, used by
+:func:`kwsos.kws_embeddings.build_training_set`); streaming holds back ``input_norm_frames``
+frames so that the result equals the whole-signal one. Padding frames (zero padding at the
+ends, short segments) are then ``0`` (the local mean) instead of the silence log-Mel value.
+``"none"`` (the default, and what banks saved without the field get) is the raw log-Mel.
+
 The weights are not part of :meth:`to_dict`; a keyword bank stores them in ``model.pt``
 (:meth:`EmbeddingFeatures.with_net` attaches them).
 """
@@ -36,9 +46,44 @@ from kwsos.features import (
     gather_segments,
     inference_starts,
     overlap_add,
+    sliding_cmvn,
 )
 
-__all__ = ["EmbeddingFeatures", "MODES", "KINDS"]
+__all__ = [
+    "EmbeddingFeatures",
+    "MODES",
+    "KINDS",
+    "INPUT_NORMS",
+    "normalize_logmel",
+    "input_pad_value",
+]
+
+#: Per-recording normalisation of the network's log-Mel input (module docstring).
+INPUT_NORMS = ("none", "cmvn", "cmn")
+
+
+def check_input_norm(input_norm: str, input_norm_frames: int) -> None:
+    if input_norm not in INPUT_NORMS:
+        raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
+    if input_norm != "none" and int(input_norm_frames) < 1:
+        raise ValueError(f"input_norm_frames must be >= 1, got {input_norm_frames}")
+
+
+def normalize_logmel(
+    frames: np.ndarray, input_norm: str = "none", input_norm_frames: int = 100
+) -> np.ndarray:
+    """A whole recording's log-Mel ``(n, n_mels)`` normalised as ``input_norm`` says (float32)."""
+    check_input_norm(input_norm, input_norm_frames)
+    if input_norm == "none" or not len(frames):
+        return np.asarray(frames, np.float32)
+    out = sliding_cmvn(frames, int(input_norm_frames), variance=input_norm == "cmvn")
+    return out.astype(np.float32)
+
+
+def input_pad_value(input_norm: str) -> float:
+    """Value of the padding frames: silence for raw log-Mel, the local mean (0) otherwise."""
+    return SILENCE_LOGMEL if input_norm == "none" else 0.0
+
 
 MODES = ("exact", "hop", "conv")
 #: Training objectives: TACos (keyword + position), L_kw only (ITG 2021 2D AdaCos), and the
@@ -73,6 +118,13 @@ class EmbeddingFeatures(FeatureExtractor):
         ``"fp32"``, ``"bf16"`` (bfloat16 autocast of the network) or ``"auto"`` (bf16 on CPUs
         with AMX bf16 units, where a conv pass is about 2.3x as fast; the embeddings differ from
         fp32 ones, median cosine 0.95 in ``benchmarks/bench_threads.py``).
+    input_norm
+        Per-recording normalisation of the log-Mel input: ``"none"`` (raw log-Mel, the
+        default), ``"cmvn"`` (sliding mean and variance) or ``"cmn"`` (sliding mean only); see the
+        module docstring. The network must have been trained with the same setting
+        (``EmbeddingTrainingConfig.input_norm``).
+    input_norm_frames
+        Half width of the normalisation window in frames (100 = 1.6 s at 256 samples).
     """
 
     name: ClassVar[str] = "embedding"
@@ -87,6 +139,8 @@ class EmbeddingFeatures(FeatureExtractor):
     training: dict[str, Any] = field(default_factory=dict)
     batch_segments: int = 512
     precision: str = "auto"
+    input_norm: str = "none"
+    input_norm_frames: int = 100
     net: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +150,7 @@ class EmbeddingFeatures(FeatureExtractor):
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.kind == "sliding" and self.mode == "conv":
             raise ValueError("sliding-window embeddings have no conv mode; use exact or hop")
+        check_input_norm(self.input_norm, self.input_norm_frames)
 
     # ------------------------------------------------------------------ plumbing
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +180,19 @@ class EmbeddingFeatures(FeatureExtractor):
     @property
     def logmel(self) -> LogMel:
         return LogMel(self.sample_rate, self.win_samples, self.hop_samples, self.n_mels)
+
+    @property
+    def pad_value(self) -> float:
+        """Value of the padding frames of the network input (:func:`input_pad_value`)."""
+        return input_pad_value(self.input_norm)
+
+    def normalize(self, frames: np.ndarray) -> np.ndarray:
+        """A whole recording's log-Mel -> the network's input frames (:func:`normalize_logmel`)."""
+        return normalize_logmel(frames, self.input_norm, self.input_norm_frames)
+
+    def input_frames(self, wave: np.ndarray) -> np.ndarray:
+        """``(n_samples,)`` -> the (normalised) log-Mel frames the network sees."""
+        return self.normalize(self.logmel(wave))
 
     @property
     def receptive_frames(self) -> int:
@@ -174,11 +242,43 @@ class EmbeddingFeatures(FeatureExtractor):
         The concatenation equals the whole-signal result up to float rounding (the network is
         applied to the same inputs, in differently sized batches).
         """
-        mel = self.logmel.stream(blocks)
+        mel = self._stream_normalized(self.logmel.stream(blocks))
         if self.mode == "conv":
             yield from self._stream_conv(mel)
         else:
             yield from self._stream_segments(mel, 1 if self.mode == "exact" else self.hop_frames)
+
+    def _stream_normalized(self, mel: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """The log-Mel stream normalised like :meth:`normalize` on the whole recording: frame
+        ``t`` is emitted once frame ``t + input_norm_frames`` (or the end) has arrived."""
+        if self.input_norm == "none":
+            yield from mel
+            return
+        ctx = int(self.input_norm_frames)
+        variance = self.input_norm == "cmvn"
+        buf = np.zeros((0, self.n_mels), np.float32)
+        first = 0  # absolute index of buf[0]; always <= max(0, emitted - ctx)
+        emitted = 0
+
+        def emit(lo: int, hi: int) -> np.ndarray:
+            a = max(first, lo - ctx)  # == max(0, lo - ctx): the window's clipping is the same
+            b = min(first + len(buf), hi + ctx)
+            seg = sliding_cmvn(buf[a - first : b - first], ctx, lo - a, hi - a, variance=variance)
+            return seg.astype(np.float32)
+
+        for block in mel:
+            if not len(block):
+                continue
+            buf = np.concatenate([buf, block])
+            hi = first + len(buf) - ctx
+            if hi > emitted:
+                yield emit(emitted, hi)
+                emitted = hi
+                drop = max(0, emitted - ctx - first)
+                buf, first = buf[drop:], first + drop
+        n = first + len(buf)
+        if n > emitted:
+            yield emit(emitted, n)
 
     def _stream_segments(self, mel: Iterator[np.ndarray], hop: int) -> Iterator[np.ndarray]:
         seg, half = self.segment_frames, self.segment_frames // 2
@@ -195,7 +295,9 @@ class EmbeddingFeatures(FeatureExtractor):
             if len(centres):
                 starts = centres - half
                 emb = self.embed_segments(
-                    gather_segments(buf, starts, offset=first, segment_frames=seg)
+                    gather_segments(
+                        buf, starts, offset=first, segment_frames=seg, pad_value=self.pad_value
+                    )
                 )
                 if (
                     emb.ndim == 2
@@ -237,7 +339,7 @@ class EmbeddingFeatures(FeatureExtractor):
         ctx = self.receptive_frames
         pad = self.segment_frames // 2  # same zero padding as the segment pipelines
         chunk = 4 * self.batch_segments
-        silence = np.full((pad, self.n_mels), SILENCE_LOGMEL, np.float32)
+        silence = np.full((pad, self.n_mels), self.pad_value, np.float32)
         buf = silence.copy()  # holds frames first..; the virtual padding frames count as real
         first = -pad
         emitted = 0

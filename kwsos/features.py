@@ -120,9 +120,11 @@ def deltas(x: np.ndarray, *, width: int = 2) -> np.ndarray:
     return out / norm
 
 
-def sliding_cmvn(x: np.ndarray, half_width: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
+def sliding_cmvn(
+    x: np.ndarray, half_width: int, lo: int = 0, hi: int | None = None, *, variance: bool = True
+) -> np.ndarray:
     """Rows ``lo..hi-1`` of ``x`` ``(n, d)`` minus the mean, over the std, of the window
-    ``[t - half_width, t + half_width]`` clipped to ``[0, n)``."""
+    ``[t - half_width, t + half_width]`` clipped to ``[0, n)`` (``variance=False``: mean only)."""
     n = len(x)
     hi = n if hi is None else hi
     x64 = x.astype(np.float64)
@@ -133,6 +135,8 @@ def sliding_cmvn(x: np.ndarray, half_width: int, lo: int = 0, hi: int | None = N
     b = np.minimum(t + half_width + 1, n)
     k = (b - a)[:, None]
     mean = (c1[b] - c1[a]) / k
+    if not variance:
+        return x64[lo:hi] - mean
     var = np.maximum((c2[b] - c2[a]) / k - mean**2, 0.0)
     return (x64[lo:hi] - mean) / np.sqrt(var + 1e-8)
 

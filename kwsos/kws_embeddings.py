@@ -3,7 +3,8 @@
 The training set is built from nothing but the shots of all enrolled keywords plus background
 audio:
 
-* every shot -> log-Mel -> segments of 16 frames (hop 3 frames ~ L_seg / 5); each segment gets
+* every shot -> log-Mel (normalised per shot with ``input_norm``, as the extractor does per
+  recording: :func:`kwsos.embeddings.normalize_logmel`) -> segments of 16 frames (hop 3 frames ~ L_seg / 5); each segment gets
   its keyword as class and, for TACos, its relative position within the shot as position target
   (:func:`kwsos.losses.position_labels`, Diss. Def. 6.3, ``N_pos`` = most segments of any shot);
 * with ``reversed_segments``: a time-reversed copy of every segment, in its own class
@@ -77,6 +78,12 @@ class EmbeddingTrainingConfig:
         ``noise_snr_db``; every segment gets a random gain of up to ``+-gain_db`` dB
         (:func:`kwsos.augment.add_noise`, :func:`kwsos.augment.random_gain`). ``noise_p=0`` and
         ``gain_db=0`` give the paper's augmentation only.
+    input_norm, input_norm_frames
+        Per-recording normalisation of the log-Mel input (``"none"``, ``"cmvn"``, ``"cmn"``;
+        half window in frames), applied to each shot's and background's whole log-Mel before
+        segmenting. Must equal the extractor's ``EmbeddingFeatures.input_norm`` /
+        ``input_norm_frames`` (the extractor's setting is the one that counts: it is what
+        inference uses and what a bank stores).
     train
         Optimisation settings (:class:`kwsos.training.TrainConfig`).
     """
@@ -93,11 +100,16 @@ class EmbeddingTrainingConfig:
     noise_snr_db: tuple[float, float] = (0.0, 25.0)
     noise_p: float = 0.0
     gain_db: float = 0.0
+    input_norm: str = "none"
+    input_norm_frames: int = 100
     train: TrainConfig = field(default_factory=lambda: DEFAULT_TRAIN)
 
     def __post_init__(self) -> None:
         if self.kind not in ("tacos", "lkw", "sliding"):
             raise ValueError(f"kind must be 'tacos', 'lkw' or 'sliding', got {self.kind!r}")
+        from kwsos.embeddings import check_input_norm
+
+        check_input_norm(self.input_norm, self.input_norm_frames)
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "noise_snr_db", tuple(float(v) for v in self.noise_snr_db))
 
@@ -138,23 +150,35 @@ def build_training_set(
     segment_frames: int = 16,
     hop_frames: int = 3,
     rng: np.random.Generator | None = None,
+    input_norm: str = "none",
+    input_norm_frames: int = 100,
 ) -> TrainingSet:
     """Segments and targets from the shots of every keyword (see module docstring).
 
     ``shots`` maps keyword -> 16 kHz waves. Background segments (hop of half a segment) are
     subsampled to the size of the largest keyword class, so that "no speech" does not dominate the
-    oversampled epochs.
+    oversampled epochs. ``input_norm`` / ``input_norm_frames``: normalisation of each shot's and
+    background's whole log-Mel (:func:`kwsos.embeddings.normalize_logmel`); padding frames are
+    then the local mean 0 instead of silence (:func:`kwsos.embeddings.input_pad_value`).
     """
+    from kwsos.embeddings import input_pad_value, normalize_logmel
     from kwsos.losses import position_labels, uniform_positions
 
     rng = rng or np.random.default_rng(0)
     logmel = LogMel()
+    pad = input_pad_value(input_norm)
+
+    def frames(w: np.ndarray) -> np.ndarray:
+        return normalize_logmel(logmel(w), input_norm, input_norm_frames)
+
     keywords = list(shots)
     if not keywords:
         raise ValueError("no keywords to train on")
     per_shot = {
         kw: [
-            training_segments(logmel(w), segment_frames=segment_frames, hop_frames=hop_frames)
+            training_segments(
+                frames(w), segment_frames=segment_frames, hop_frames=hop_frames, pad_value=pad
+            )
             for w in shots[kw]
         ]
         for kw in keywords
@@ -166,7 +190,9 @@ def build_training_set(
     if reversed_segments:
         classes += [kw + REVERSED_SUFFIX for kw in keywords]
     bg_segs = [
-        training_segments(logmel(b), segment_frames=segment_frames, hop_frames=segment_frames // 2)
+        training_segments(
+            frames(b), segment_frames=segment_frames, hop_frames=segment_frames // 2, pad_value=pad
+        )
         for b in backgrounds
         if logmel.n_frames(len(b)) >= 1
     ]
@@ -241,6 +267,8 @@ def train_keyword_embeddings(
         segment_frames=config.segment_frames,
         hop_frames=config.hop_frames,
         rng=rng,
+        input_norm=config.input_norm,
+        input_norm_frames=config.input_norm_frames,
     )
     seed_everything(config.train.seed)
     if config.kind == "sliding":

@@ -84,3 +84,78 @@ def test_to_dict_round_trip_without_weights(net):
     assert again.mode == "hop" and again.net is None
     with pytest.raises(ValueError, match="no trained network"):
         again(np.zeros(4000, np.float32))
+
+
+# ---------------------------------------------------------------------- input normalisation
+@pytest.mark.parametrize("mode", ["exact", "hop", "conv"])
+@pytest.mark.parametrize("norm", ["cmvn", "cmn"])
+def test_stream_equals_whole_with_input_norm(net, wave, mode, norm):
+    ex = EmbeddingFeatures(
+        mode=mode,
+        hop_frames=4,
+        batch_segments=16,
+        precision="fp32",
+        input_norm=norm,
+        input_norm_frames=37,
+    ).with_net(net)
+    whole = ex(wave)
+    assert whole.shape == (ex.n_frames(len(wave)), 16)
+    # the normalisation changes the embeddings
+    raw = EmbeddingFeatures(mode=mode, hop_frames=4, precision="fp32").with_net(net)(wave)
+    assert np.abs(raw - whole).max() > 1e-2
+    for block in (999, 4097, 12345):  # odd sizes, blocks shorter than the context
+        parts = list(ex.stream(wave[i : i + block] for i in range(0, len(wave), block)))
+        np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm,frames", [("cmvn", 100), ("cmvn", 7), ("cmn", 20)])
+def test_input_norm_is_sliding_cmvn_of_the_logmel(wave, norm, frames):
+    from kwsos.features import sliding_cmvn
+
+    ex = EmbeddingFeatures(input_norm=norm, input_norm_frames=frames)
+    mel = LogMel()(wave)
+    expect = sliding_cmvn(mel, frames, variance=norm == "cmvn")
+    np.testing.assert_allclose(ex.input_frames(wave), expect, atol=1e-5)
+    for block in (1, 333, 4097):  # streamed log-Mel blocks of any size
+        mel_blocks = (mel[i : i + block] for i in range(0, len(mel), block))
+        got = np.concatenate(list(ex._stream_normalized(mel_blocks)))
+        np.testing.assert_allclose(got, expect, atol=1e-5)
+    if len(mel) <= frames:  # window covers the whole recording: plain per-recording CMN/CMVN
+        centred = mel - mel.mean(0)
+        scale = np.sqrt(mel.var(0) + 1e-8) if norm == "cmvn" else 1.0
+        np.testing.assert_allclose(expect, centred / scale, atol=1e-4)
+    assert ex.pad_value == 0.0
+    assert EmbeddingFeatures().pad_value < -10  # raw log-Mel pads with silence
+
+
+def test_input_norm_none_is_the_raw_logmel(wave):
+    ex = EmbeddingFeatures()
+    np.testing.assert_array_equal(ex.input_frames(wave), LogMel()(wave))
+
+
+def test_input_norm_round_trips_and_old_dicts_load(net, wave):
+    from kwsos.features import extractor_from_dict
+
+    ex = EmbeddingFeatures(input_norm="cmvn", input_norm_frames=50, precision="fp32")
+    d = ex.to_dict()
+    assert d["input_norm"] == "cmvn" and d["input_norm_frames"] == 50
+    again = extractor_from_dict(d)
+    assert again.input_norm == "cmvn" and again.input_norm_frames == 50
+    # a bank saved before the field existed: raw log-Mel, same embeddings as before
+    old = {
+        k: v
+        for k, v in EmbeddingFeatures(precision="fp32").to_dict().items()
+        if not k.startswith("input_norm")
+    }
+    legacy = extractor_from_dict(old)
+    assert legacy.input_norm == "none"
+    np.testing.assert_array_equal(
+        legacy.with_net(net)(wave), EmbeddingFeatures(precision="fp32").with_net(net)(wave)
+    )
+
+
+def test_bad_input_norm_is_rejected():
+    with pytest.raises(ValueError, match="input_norm"):
+        EmbeddingFeatures(input_norm="zscore")
+    with pytest.raises(ValueError, match="input_norm_frames"):
+        EmbeddingFeatures(input_norm="cmvn", input_norm_frames=0)

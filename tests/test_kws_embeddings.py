@@ -124,3 +124,30 @@ def test_sliding_window_baseline_end_to_end(audio_set, tmp_path):
     assert again.detect(audio_set["recording"], threshold=0.3) == sp.detect(
         audio_set["recording"], threshold=0.3
     )
+
+
+def test_training_set_input_norm_matches_the_extractor(rng):
+    from kwsos.embeddings import EmbeddingFeatures
+    from kwsos.features import training_segments
+
+    shots = _shots(rng)
+    ex = EmbeddingFeatures(input_norm="cmvn", input_norm_frames=10)
+    ts = build_training_set(
+        shots, [], kind="tacos", reversed_segments=False, input_norm="cmvn", input_norm_frames=10
+    )
+    # the first shot's segments: the extractor's input frames of the whole shot, segmented,
+    # padded with the local mean 0
+    expect = training_segments(ex.input_frames(shots["alpha"][0]), pad_value=0.0)
+    np.testing.assert_allclose(ts.x[: len(expect)], expect, atol=1e-6)
+    raw = build_training_set(shots, [], kind="tacos", reversed_segments=False)
+    assert raw.x.shape == ts.x.shape and np.abs(raw.x - ts.x).max() > 1
+
+
+def test_training_config_input_norm_round_trips():
+    cfg = EmbeddingTrainingConfig(input_norm="cmn", input_norm_frames=50)
+    again = EmbeddingTrainingConfig.from_dict(cfg.to_dict())
+    assert again.input_norm == "cmn" and again.input_norm_frames == 50
+    old = {k: v for k, v in cfg.to_dict().items() if not k.startswith("input_norm")}
+    assert EmbeddingTrainingConfig.from_dict(old).input_norm == "none"
+    with pytest.raises(ValueError, match="input_norm"):
+        EmbeddingTrainingConfig(input_norm="zscore")
