@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from conftest import plain_config
 
+from kwsos.errors import KwsosError
 from kwsos.events import read_events
 from kwsos.kws import KeywordSpotter
 from kwsos.kws_experiment import SYSTEMS, KwsSystem, cost_separation, results_markdown
-from kwsos.errors import KwsosError
 
 
 @pytest.fixture(scope="module")

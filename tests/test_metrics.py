@@ -302,7 +302,7 @@ def test_event_match_counts_equal_sed_eval(rng):
     from kwsos.metrics import event_match_counts, micro_f1
 
     labels = ["a", "b", "c"]
-    for trial in range(8):
+    for _trial in range(8):
         ref, est = [], []
         for f in range(4):
             t = 0.0
