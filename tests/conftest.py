@@ -109,3 +109,14 @@ def audio_set(tmp_path_factory) -> dict:
         "reference": ref,
         "events": events,
     }
+
+
+@pytest.fixture(scope="module")
+def spotter(audio_set):
+    """A plain-HFCC spotter enrolled with the two synthetic keywords of ``audio_set``."""
+    from kwsos.kws import KeywordSpotter
+
+    s = KeywordSpotter(plain_config())
+    for name, shots in audio_set["shots"].items():
+        s.enroll(name, shots)
+    return s

@@ -9,14 +9,6 @@ from kwsos.kws import BankError, KeywordSpotter
 from kwsos.metrics import event_based_scores
 
 
-@pytest.fixture(scope="module")
-def spotter(audio_set):
-    s = KeywordSpotter(plain_config())
-    for name, shots in audio_set["shots"].items():
-        s.enroll(name, shots)
-    return s
-
-
 def test_detects_every_occurrence_with_onsets(spotter, audio_set):
     events = spotter.detect(audio_set["recording"])
     ref = audio_set["events"]

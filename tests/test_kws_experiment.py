@@ -1,19 +1,9 @@
 import numpy as np
 import pytest
-from conftest import plain_config
 
 from kwsos.errors import KwsosError
 from kwsos.events import read_events
-from kwsos.kws import KeywordSpotter
 from kwsos.kws_experiment import SYSTEMS, KwsSystem, cost_separation, results_markdown
-
-
-@pytest.fixture(scope="module")
-def spotter(audio_set):
-    s = KeywordSpotter(plain_config())
-    for name, shots in audio_set["shots"].items():
-        s.enroll(name, shots)
-    return s
 
 
 def test_cost_separation_targets_and_impostors(spotter, audio_set):

@@ -372,7 +372,8 @@ def test_postprocess_overlap_and_min_duration(rng):
     assert len(det.postprocess(np.empty(0, CANDIDATE_DTYPE))) == 0
 
 
-def test_postprocess_matches_reference_random(rng):
+def _random_candidates(rng):
+    """A 3-template detector and 300 random candidates with tied (rounded) costs."""
     templates = [rng.standard_normal((m, 3)) for m in (5, 9, 14)]
     det = SubsequenceDTWDetector(threshold=0.6).fit(templates, ["x", "y", "y"])
     n = 300
@@ -383,6 +384,11 @@ def test_postprocess_matches_reference_random(rng):
     cand["cost"] = np.round(rng.random(n), 2)  # rounding creates ties
     cand["template"] = rng.integers(0, 3, n)
     cand["keyword"] = det.template_keyword_[cand["template"]]
+    return det, cand
+
+
+def test_postprocess_matches_reference_random(rng):
+    det, cand = _random_candidates(rng)
     np.testing.assert_array_equal(
         det.postprocess(cand), reference_postprocess(cand, det.template_lengths_, 0.6, 0.5)
     )
@@ -466,16 +472,7 @@ def test_dba_template(rng):
 def test_postprocess_per_keyword_thresholds(rng):
     """One threshold per keyword = thresholding each keyword by hand, then the usual overlap
     resolution (a candidate kept by a looser threshold can take the span of a stricter one)."""
-    templates = [rng.standard_normal((m, 3)) for m in (5, 9, 14)]
-    det = SubsequenceDTWDetector(threshold=0.6).fit(templates, ["x", "y", "y"])
-    n = 300
-    starts = rng.integers(0, 250, n)
-    cand = np.zeros(n, dtype=CANDIDATE_DTYPE)
-    cand["start"] = starts
-    cand["end"] = starts + rng.integers(0, 40, n)
-    cand["cost"] = np.round(rng.random(n), 2)
-    cand["template"] = rng.integers(0, 3, n)
-    cand["keyword"] = det.template_keyword_[cand["template"]]
+    det, cand = _random_candidates(rng)
     thr = np.array([0.3, 0.7])
     keep = cand["cost"] <= thr[cand["keyword"]]
     want = reference_postprocess(cand[keep], det.template_lengths_, np.inf, 0.5)
