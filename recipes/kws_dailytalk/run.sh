@@ -3,12 +3,10 @@
 # You need the KWS-DailyTalk annotation CSVs and your own copy of the DailyTalk audio.
 #
 #   stage 0: prepare the KWS-DailyTalk layout (data_prep.prepare_kws_dailytalk)
-#   stage 1: per system: enroll + train, tune global and per-keyword thresholds on validation,
-#            detect and score test, plots (../kws_tts/local/run_systems.py, shared with the
-#            KWS-TTS recipe; systems with a result.json are skipped, --force 1 re-runs them)
-#   stage 2: cost separation of each system on test: separation.png, analysis.json
-#            (local/analyse.py)
-#   stage 3: $exp/RESULTS.md (../kws_tts/local/make_results.py)
+#   stages 1-3: ../kws_tts/run.sh on the prepared data (1: per system: enroll + train, tune
+#            global and per-keyword thresholds on validation, detect and score test, plots;
+#            systems with a result.json are skipped, --force 1 re-runs them)
+#            2: cost separation on test, 3: $exp/RESULTS.md)
 #
 # Usage: ./run.sh --annotations DIR --dailytalk_audio DIR [--stage 0] [--stop_stage 3]
 #                 [--data DIR] [--exp DIR] [--conf conf/kws_dailytalk.json]
@@ -17,7 +15,6 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-local=$root/recipes/kws_tts/local
 python=${PYTHON:-python}
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -32,7 +29,6 @@ systems=""
 jobs=2
 threads=1
 force=0
-cmdline="$0 $*"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -47,7 +43,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2 ;;
     --threads) threads=$2 ;;
     --force) force=$2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -66,26 +62,12 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     --dailytalk-audio "$audio" --out "$data"
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "stage 1: systems -> $exp/<system>/"
-  extra=()
-  [ "$force" = 1 ] && extra+=(--force)
-  "$python" "$local/run_systems.py" --data "$data" --exp "$exp" --conf "$conf" \
-    --systems "$systems" --jobs "$jobs" --threads "$threads" "${extra[@]}"
-fi
-
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "stage 2: cost separation -> $exp/<system>/separation.png"
-  extra=()
-  [ "$force" = 1 ] && extra+=(--force)
-  "$python" "$local/analyse.py" --data "$data" --exp "$exp" --conf "$conf" \
-    --systems "$systems" --threads "$threads" "${extra[@]}"
-fi
-
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  echo "stage 3: results -> $exp/RESULTS.md"
-  "$python" "$local/make_results.py" --exp "$exp" --conf "$conf" \
-    --output "$exp/RESULTS.md" --command "$cmdline"
+if [ "$stop_stage" -ge 1 ]; then
+  # stages 1-3 are those of the KWS-TTS recipe, on the prepared data
+  first=$(( stage > 1 ? stage : 1 ))
+  "$root/recipes/kws_tts/run.sh" --stage "$first" --stop_stage "$stop_stage" --data "$data" \
+    --exp "$exp" --conf "$conf" --systems "$systems" --jobs "$jobs" --threads "$threads" \
+    --force "$force"
 fi
 
 echo "run.sh: stages $stage-$stop_stage done in $(( $(date +%s) - start )) s"
