@@ -72,6 +72,7 @@ def build_spotter(
     mode=None,
     noise_p=0.0,
     gain_db=0.0,
+    freq_warp=0.0,
     input_norm="none",
     input_norm_frames=100,
     precision=None,
@@ -99,6 +100,7 @@ def build_spotter(
             reversed_segments=reversed_segments,
             noise_p=noise_p,
             gain_db=gain_db,
+            freq_warp=freq_warp,
             input_norm=input_norm,
             input_norm_frames=input_norm_frames,
             train=train,
@@ -152,6 +154,7 @@ def cmd_enroll(args) -> None:
             mode=args.mode,
             noise_p=args.noise_p,
             gain_db=args.gain_db,
+            freq_warp=args.freq_warp,
             input_norm=args.input_norm,
             input_norm_frames=args.input_norm_frames,
             precision=args.precision,
@@ -171,6 +174,7 @@ def cmd_enroll(args) -> None:
                 "mode": mode,
                 "reversed": not args.no_reversed,
                 "epochs": epochs,
+                "freq_warp": args.freq_warp,
                 "input_norm": args.input_norm,
                 "input_norm_frames": args.input_norm_frames,
                 "precision": args.precision or "auto",
@@ -352,6 +356,7 @@ def main() -> None:
     e.add_argument("--mode", default=None)
     e.add_argument("--noise-p", type=float, default=0.0, help="background-noise augmentation")
     e.add_argument("--gain-db", type=float, default=0.0, help="random-gain augmentation")
+    e.add_argument("--freq-warp", type=float, default=0.0, help="VTLP: max relative frequency warp (0.1 = +-10 %%)")
     e.add_argument(
         "--modes",
         nargs="+",

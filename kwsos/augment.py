@@ -12,6 +12,7 @@ import torch
 __all__ = [
     "mixup",
     "random_colouring",
+    "random_freq_warp",
     "random_speed",
     "random_time_shift",
     "spec_augment",
@@ -163,7 +164,14 @@ def random_speed(
     idx = torch.arange(b)[:, None]
     t0, t1, wt = t0.to(x.device), t1.to(x.device), wt.to(x.device)
     x = (1 - wt)[..., None] * x[idx.to(x.device), t0] + wt[..., None] * x[idx.to(x.device), t1]
-    # frequency: fractional source bin of f / r on the (monotonic) bin-centre axis
+    return _warp_frequency(x, bin_hz, r)
+
+
+def _warp_frequency(x: torch.Tensor, bin_hz: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Read the output bin with centre frequency ``f`` of clip ``i`` at the input frequency
+    ``f / r[i]`` (linear interpolation between the bins, whose centre frequencies ``bin_hz`` are
+    increasing; frequencies outside them take the edge bins)."""
+    b, t_len, f_len = x.shape
     hz = bin_hz.to(torch.float64)
     src_hz = hz[None, :] / r[:, None].to(torch.float64)
     pos = torch.searchsorted(hz, src_hz.contiguous()).clamp(1, f_len - 1)
@@ -177,6 +185,25 @@ def random_speed(
     g0 = torch.gather(x, 2, f0[:, None, :].expand(b, t_len, f_len))
     g1 = torch.gather(x, 2, f1[:, None, :].expand(b, t_len, f_len))
     return (1 - wf) * g0 + wf * g1
+
+
+def random_freq_warp(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    bin_hz: torch.Tensor,
+    max_change: float = 0.1,
+) -> torch.Tensor:
+    """Vocal tract length perturbation (Jaitly & Hinton 2013) of log-Mel segments ``(B, T, F)``.
+
+    Every segment gets a factor ``r ~ U(1 - max_change, 1 + max_change)`` and its spectrum is
+    scaled in frequency by ``r`` (the bin at ``f`` reads the input at ``f / r``; time is left
+    alone): the formants of a shorter or longer vocal tract, so that a keyword network trained on
+    a few shots of one voice sees more voices (the enrollment and test speakers of the KWS
+    benchmarks differ).
+    """
+    r = 1.0 + (torch.rand(x.shape[0], generator=generator) * 2.0 - 1.0) * max_change
+    return _warp_frequency(x, bin_hz, r)
 
 
 def random_gain(

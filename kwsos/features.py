@@ -355,6 +355,12 @@ class LogMel(FeatureExtractor):
         fb = mel_filterbank(self.win_samples, self.sample_rate, n_filters=self.n_mels)
         object.__setattr__(self, "_fb", fb.astype(np.float32))
 
+    def centre_hz(self) -> np.ndarray:
+        """Centre frequency of every Mel triangle ``(n_mels,)``, increasing (for augmentations
+        that warp the frequency axis: :func:`kwsos.augment.random_speed`)."""
+        mel = np.linspace(hz_to_mel(0.0), hz_to_mel(self.sample_rate / 2), self.n_mels + 2)
+        return mel_to_hz(mel)[1:-1]
+
     def power_spectrum(self, frames: np.ndarray, n_fft: int) -> np.ndarray:
         window = np.hanning(self.win_samples + 1)[:-1].astype(np.float32)  # periodic Hann
         return np.abs(np.fft.rfft(frames * window, n=n_fft, axis=1)).astype(np.float32)

@@ -342,7 +342,16 @@ class KeywordSpotter:
         from kwsos.kws_embeddings import EmbeddingTrainingConfig
 
         cfg = EmbeddingTrainingConfig.from_dict(self.config.training)
-        return replace(cfg, kind=self.feature_name) if self.learned else cfg
+        if not self.learned:
+            return cfg
+        # the extractor's settings are the ones inference uses: training must see the same input
+        ex = self.extractor
+        return replace(
+            cfg,
+            kind=self.feature_name,
+            input_norm=getattr(ex, "input_norm", cfg.input_norm),
+            input_norm_frames=getattr(ex, "input_norm_frames", cfg.input_norm_frames),
+        )
 
     def set_training(self, **changes: Any) -> KeywordSpotter:
         """Change training settings (``EmbeddingTrainingConfig`` fields; ``train`` may be a dict

@@ -78,6 +78,10 @@ class EmbeddingTrainingConfig:
         ``noise_snr_db``; every segment gets a random gain of up to ``+-gain_db`` dB
         (:func:`kwsos.augment.add_noise`, :func:`kwsos.augment.random_gain`). ``noise_p=0`` and
         ``gain_db=0`` give the paper's augmentation only.
+    freq_warp
+        Vocal tract length perturbation: every training segment's frequency axis is scaled by a
+        factor drawn from ``[1 - freq_warp, 1 + freq_warp]`` (:func:`kwsos.augment.random_freq_warp`;
+        0 turns it off). Aimed at enrollment and test speakers that differ.
     input_norm, input_norm_frames
         Per-recording normalisation of the log-Mel input (``"none"``, ``"cmvn"``, ``"cmn"``;
         half window in frames), applied to each shot's and background's whole log-Mel before
@@ -100,6 +104,7 @@ class EmbeddingTrainingConfig:
     noise_snr_db: tuple[float, float] = (0.0, 25.0)
     noise_p: float = 0.0
     gain_db: float = 0.0
+    freq_warp: float = 0.0
     input_norm: str = "none"
     input_norm_frames: int = 100
     train: TrainConfig = field(default_factory=lambda: DEFAULT_TRAIN)
@@ -110,6 +115,8 @@ class EmbeddingTrainingConfig:
         from kwsos.embeddings import check_input_norm
 
         check_input_norm(self.input_norm, self.input_norm_frames)
+        if not 0.0 <= self.freq_warp < 0.5:
+            raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "noise_snr_db", tuple(float(v) for v in self.noise_snr_db))
 
@@ -249,7 +256,7 @@ def train_keyword_embeddings(
     """
     import torch
 
-    from kwsos.augment import add_noise, random_gain, spec_augment
+    from kwsos.augment import add_noise, random_freq_warp, random_gain, spec_augment
     from kwsos.losses import AdaCos, TACos
     from kwsos.models import SlidingWindowResNet, TemporalResNet
     from kwsos.noise import builtin_backgrounds
@@ -294,11 +301,15 @@ def train_keyword_embeddings(
         else None
     )
 
+    bin_hz = torch.from_numpy(LogMel().centre_hz())
+
     def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         if noise_pool is not None:
             x = add_noise(x, noise_pool, g, snr_db=config.noise_snr_db, p=config.noise_p)
         if config.gain_db > 0:
             x = random_gain(x, g, max_db=config.gain_db)
+        if config.freq_warp > 0:
+            x = random_freq_warp(x, g, bin_hz=bin_hz, max_change=config.freq_warp)
         return spec_augment(x, g)
 
     tlog = train(

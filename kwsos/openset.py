@@ -480,11 +480,7 @@ class OpenSetClassifier:
     def _bin_hz(self) -> Any:
         import torch
 
-        from kwsos.features import hz_to_mel, mel_to_hz
-
-        c = self.config
-        mel = np.linspace(hz_to_mel(0.0), hz_to_mel(SAMPLE_RATE / 2), c.n_mels + 2)
-        return torch.from_numpy(mel_to_hz(mel)[1:-1])  # centres of the LogMel triangles
+        return torch.from_numpy(self._frontend().centre_hz())
 
     def _estimate_threshold(self) -> float:
         """Similarity threshold from leave-one-out scores of the shots (module docstring)."""

@@ -1,9 +1,11 @@
+import numpy as np
 import pytest
 import torch
 
 from kwsos.augment import (
     mixup,
     random_colouring,
+    random_freq_warp,
     random_speed,
     random_time_shift,
     spec_augment,
@@ -99,3 +101,20 @@ def test_random_speed_moves_a_tone_and_an_onset():
     assert tone_hz == pytest.approx(float(hz[40]) * float(r), rel=0.02)
     onset = float(y[0].sum(dim=1).argmax())
     assert abs(onset - 50 / float(r)) <= 1.0
+
+
+def test_random_freq_warp_matches_interpolation_on_the_bin_axis_and_leaves_time_alone():
+    from kwsos.features import LogMel
+
+    hz = torch.from_numpy(LogMel().centre_hz())
+    x = torch.randn(5, 16, 64, dtype=torch.float64)
+    torch.testing.assert_close(
+        random_freq_warp(x, torch.Generator().manual_seed(0), bin_hz=hz, max_change=0.0), x
+    )
+    y = random_freq_warp(x, torch.Generator().manual_seed(7), bin_hz=hz, max_change=0.2)
+    r = 1.0 + (torch.rand(5, generator=torch.Generator().manual_seed(7)) * 2 - 1) * 0.2
+    h = hz.numpy()
+    for b in range(5):
+        # reference: every frame's spectrum read at f / r (np.interp holds the edge values)
+        ref = np.stack([np.interp(h / float(r[b]), h, x[b, t].numpy()) for t in range(16)])
+        np.testing.assert_allclose(y[b].numpy(), ref, atol=1e-9)

@@ -151,3 +151,26 @@ def test_training_config_input_norm_round_trips():
     assert EmbeddingTrainingConfig.from_dict(old).input_norm == "none"
     with pytest.raises(ValueError, match="input_norm"):
         EmbeddingTrainingConfig(input_norm="zscore")
+
+
+def test_training_follows_the_extractors_input_norm():
+    from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
+
+    sp = KeywordSpotter(
+        SpotterConfig(features=default_features("tacos", input_norm="cmn", input_norm_frames=40))
+    )
+    cfg = sp.training_config()
+    assert (cfg.kind, cfg.input_norm, cfg.input_norm_frames) == ("tacos", "cmn", 40)
+    # a training-side setting cannot drift from what inference uses
+    sp.set_training(input_norm="cmvn", freq_warp=0.1)
+    cfg = sp.training_config()
+    assert (cfg.input_norm, cfg.freq_warp) == ("cmn", 0.1)
+
+
+def test_training_config_freq_warp_round_trips_and_is_checked():
+    cfg = EmbeddingTrainingConfig(freq_warp=0.15)
+    assert EmbeddingTrainingConfig.from_dict(cfg.to_dict()).freq_warp == 0.15
+    old = {k: v for k, v in cfg.to_dict().items() if k != "freq_warp"}
+    assert EmbeddingTrainingConfig.from_dict(old).freq_warp == 0.0
+    with pytest.raises(ValueError, match="freq_warp"):
+        EmbeddingTrainingConfig(freq_warp=-0.1)
