@@ -38,18 +38,8 @@ import soundfile as sf
 
 from kwsos.errors import KwsosError
 from kwsos.events import read_events
+from kwsos.kws_experiment import read_csv_rows
 from kwsos.metrics import file_key
-
-
-def _rows(path: Path, required: list[str]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise KwsosError(f"{path}: not found")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise KwsosError(f"{path}: missing column(s) {', '.join(missing)}")
-        return list(reader)
 
 
 def _float(value: str | None, default: float) -> float:
@@ -87,9 +77,9 @@ def choose_shots(occurrences: list[dict], n_shots: int) -> list[dict]:
 def derive(data: Path, out: Path, *, n_shots: int = 5, margin_s: float = 0.05) -> dict:
     """Build the matched-speaker copy of ``data`` in ``out`` (see module docstring)."""
     data, out = data.resolve(), out.resolve()
-    train = _rows(data / "train_manifest.csv", ["event_label", "file"])
+    train = read_csv_rows(data / "train_manifest.csv", ["event_label", "file"])
     keywords = list(dict.fromkeys(r["event_label"] for r in train))
-    val_rows = _rows(data / "validation_manifest.csv", ["file"])
+    val_rows = read_csv_rows(data / "validation_manifest.csv", ["file"])
     meta = {file_key(r["file"]): r for r in val_rows}
     val_ref = read_events(data / "validation_reference.csv")
     by_kw: dict[str, list[dict]] = defaultdict(list)
@@ -166,7 +156,7 @@ def _write_variant(
     rel_data = Path(os.path.relpath(data, out))
     stats = {}
     for split in ("validation", "test"):
-        rows = _rows(data / f"{split}_manifest.csv", ["file"])
+        rows = read_csv_rows(data / f"{split}_manifest.csv", ["file"])
         ref = read_events(data / f"{split}_reference.csv")
         if split == "validation":
             rows = [r for r in rows if file_key(r["file"]) not in used]

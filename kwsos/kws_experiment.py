@@ -45,6 +45,7 @@ __all__ = [
     "analyse_system",
     "cost_separation",
     "load_dataset",
+    "read_csv_rows",
     "results_markdown",
     "run_system",
 ]
@@ -116,7 +117,8 @@ class KwsDataset:
     reference: dict[str, list[Event]]  # split -> events
 
 
-def _read_csv(path: Path, need: Sequence[str]) -> list[dict[str, str]]:
+def read_csv_rows(path: Path, need: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header that must name the columns ``need`` (else KwsosError)."""
     if not path.is_file():
         raise KwsosError(f"missing {path} (is this a KWS-DailyTalk-layout dataset?)")
     with open(path, newline="", encoding="utf-8") as fh:
@@ -131,13 +133,15 @@ def load_dataset(root: str | Path, splits: Sequence[str] = ("validation", "test"
     """Read a dataset in the KWS-DailyTalk layout (see module docstring)."""
     root = Path(root)
     shots: dict[str, list[Path]] = {}
-    for row in _read_csv(root / "train_manifest.csv", ["event_label", "file"]):
+    for row in read_csv_rows(root / "train_manifest.csv", ["event_label", "file"]):
         shots.setdefault(row["event_label"], []).append(root / row["file"])
     if not shots:
         raise KwsosError(f"{root / 'train_manifest.csv'} lists no shots")
     files, reference = {}, {}
     for split in splits:
-        files[split] = [root / r["file"] for r in _read_csv(root / f"{split}_manifest.csv", ["file"])]
+        files[split] = [
+            root / r["file"] for r in read_csv_rows(root / f"{split}_manifest.csv", ["file"])
+        ]
         if not files[split]:
             raise KwsosError(f"{root / f'{split}_manifest.csv'} lists no recordings")
         reference[split] = read_events(root / f"{split}_reference.csv")
@@ -299,7 +303,9 @@ def run_system(
     for e in test_ref:
         by_file.setdefault(file_key(e.filename), []).append(e)
     if plot_file is None:
-        plot_file = max(test, key=lambda p: len(by_file.get(p.name, [])) * 10_000 - test.index(p)).name
+        plot_file = max(
+            test, key=lambda p: len(by_file.get(p.name, [])) * 10_000 - test.index(p)
+        ).name
     rec = next((p for p in test if p.name == plot_file), None)
     if rec is None:
         raise KwsosError(f"plot file {plot_file} is not in the test split")
@@ -443,7 +449,9 @@ def analyse_system(data: KwsDataset, out: str | Path, *, split: str = "test") ->
         t = sep["target"][(tgt_kw == kw) & np.isfinite(sep["target"])]
         i = sep["impostor"][imp_kw == kw]
         if len(t) and len(i):
-            per_kw[kw] = round(float(roc_auc(np.r_[np.ones(len(t)), np.zeros(len(i))], -np.r_[t, i])), 4)
+            per_kw[kw] = round(
+                float(roc_auc(np.r_[np.ones(len(t)), np.zeros(len(i))], -np.r_[t, i])), 4
+            )
     thr = sp.config.threshold
     res = {
         "split": split,

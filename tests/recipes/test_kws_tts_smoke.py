@@ -76,3 +76,16 @@ def test_run_sh_smoke(tmp_path: Path):
     res = subprocess.run(cmd[:3] + ["--stop_stage", "1"] + cmd[3:], env=env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.count("done already") == 3
+
+
+def test_run_systems_bad_dataset_is_one_error_line(tmp_path: Path):
+    data = tiny_dataset(tmp_path / "data")
+    (data / "test_manifest.csv").write_text("path\nx.wav\n")  # wrong column
+    cmd = [os.sys.executable, str(RECIPE / "local" / "run_systems.py"), "--data", str(data),
+           "--exp", str(tmp_path / "exp"), "--conf", str(RECIPE / "conf" / "smoke.json")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"error: {data / 'test_manifest.csv'}: missing column(s) file"
+    ]
+    assert not (tmp_path / "exp").exists()

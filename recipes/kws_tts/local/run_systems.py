@@ -51,16 +51,26 @@ def main() -> None:
     args = ap.parse_args()
     conf = json.loads(args.conf.read_text())
 
+    from kwsos.errors import KwsosError
+    from kwsos.kws_experiment import load_dataset
+
     if args.one is not None:
         import torch
 
-        from kwsos.kws_experiment import load_dataset, run_system
+        from kwsos.kws_experiment import run_system
 
         torch.set_num_threads(args.threads)
         (system,) = systems_from_conf(conf, args.one)
-        run_system(load_dataset(args.data), system, args.exp / system.name)
+        try:
+            run_system(load_dataset(args.data), system, args.exp / system.name)
+        except KwsosError as exc:  # bad data: one line, not a traceback
+            raise SystemExit(f"[{system.name}] error: {exc}") from None
         return
 
+    try:  # check the dataset once before starting any system
+        load_dataset(args.data)
+    except KwsosError as exc:
+        raise SystemExit(f"error: {exc}") from None
     systems = systems_from_conf(conf, args.systems)
     todo = [s for s in systems if args.force or not (args.exp / s.name / "result.json").is_file()]
     for s in systems:
