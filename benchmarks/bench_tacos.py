@@ -160,9 +160,14 @@ def cmd_enroll(args) -> None:
             precision=args.precision,
         )
         assert sp.training_config().input_norm == getattr(sp.extractor, "input_norm", "none")
-        for mode in args.modes if sp.learned else [None]:
+        combos = (
+            [(m, ip) for m in args.modes for ip in (args.infer_precisions or [None])]
+            if sp.learned
+            else [(None, None)]
+        )
+        for mode, infer_precision in combos:
             if mode is not None:
-                sp.set_inference(mode)
+                sp.set_inference(mode, precision=infer_precision)
             t = time.perf_counter()
             tuned = sp.tune(val, val_ref)
             tune_s = time.perf_counter() - t
@@ -178,6 +183,7 @@ def cmd_enroll(args) -> None:
                 "input_norm": args.input_norm,
                 "input_norm_frames": args.input_norm_frames,
                 "precision": args.precision or "auto",
+                "infer_precision": getattr(sp.extractor, "precision", None),
                 "seed": args.seed,
                 "threads": args.threads,
                 "epochs_run": tlog.epochs_run if tlog else 0,
@@ -356,12 +362,24 @@ def main() -> None:
     e.add_argument("--mode", default=None)
     e.add_argument("--noise-p", type=float, default=0.0, help="background-noise augmentation")
     e.add_argument("--gain-db", type=float, default=0.0, help="random-gain augmentation")
-    e.add_argument("--freq-warp", type=float, default=0.0, help="VTLP: max relative frequency warp (0.1 = +-10 %%)")
+    e.add_argument(
+        "--freq-warp",
+        type=float,
+        default=0.0,
+        help="VTLP: max relative frequency warp (0.1 = +-10 %%)",
+    )
     e.add_argument(
         "--modes",
         nargs="+",
         default=["conv"],
         help="inference modes to tune and score (learned features)",
+    )
+    e.add_argument(
+        "--infer-precisions",
+        nargs="+",
+        default=None,
+        choices=["auto", "fp32", "bf16"],
+        help="score each inference precision of the trained network (default: as trained)",
     )
     e.add_argument(
         "--input-norm",

@@ -151,6 +151,8 @@ class EmbeddingFeatures(FeatureExtractor):
         if self.kind == "sliding" and self.mode == "conv":
             raise ValueError("sliding-window embeddings have no conv mode; use exact or hop")
         check_input_norm(self.input_norm, self.input_norm_frames)
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 
     # ------------------------------------------------------------------ plumbing
     def to_dict(self) -> dict[str, Any]:

@@ -421,14 +421,25 @@ class KeywordSpotter:
         self._drop_templates()
         return tlog
 
-    def set_inference(self, mode: str, hop_frames: int | None = None) -> KeywordSpotter:
+    def set_inference(
+        self,
+        mode: str | None = None,
+        hop_frames: int | None = None,
+        *,
+        precision: str | None = None,
+    ) -> KeywordSpotter:
         """Switch learned features between ``exact``, ``hop`` and ``conv`` inference
-        (:mod:`kwsos.embeddings`) without retraining; templates are re-extracted."""
+        (:mod:`kwsos.embeddings`) and/or the network's inference ``precision`` (``auto``,
+        ``fp32``, ``bf16``) without retraining; templates are re-extracted."""
         if not self.learned:
             raise KwsosError("inference modes apply to learned features (tacos, lkw) only")
-        changes: dict[str, Any] = {"mode": mode}
+        changes: dict[str, Any] = {}
+        if mode is not None:
+            changes["mode"] = mode
         if hop_frames is not None:
             changes["hop_frames"] = int(hop_frames)
+        if precision is not None:
+            changes["precision"] = precision
         try:
             ex = replace(self.extractor, **changes)
         except ValueError as exc:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import SR, word
 
+from kwsos.errors import KwsosError
 from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
 from kwsos.kws_embeddings import (
     NO_SPEECH,
@@ -103,6 +104,21 @@ def test_inference_mode_switch_keeps_the_network(learned, audio_set):
     assert a.shape == b.shape and not sp.needs_training
 
 
+def test_inference_precision_switch(learned, audio_set):
+    sp, _ = learned
+    mode = sp.extractor.mode
+    sp.set_inference(precision="fp32")
+    assert (sp.extractor.mode, sp.extractor.precision) == (mode, "fp32")
+    assert sp.config.features["precision"] == "fp32"
+    # templates are dropped and re-extracted with the new precision on the next detect
+    assert all(kw.templates is None for kw in sp._keywords.values())
+    sp.detect(audio_set["recording"], threshold=0.3)
+    assert all(kw.templates is not None for kw in sp._keywords.values())
+    with pytest.raises(KwsosError, match="precision"):
+        sp.set_inference(precision="fp16")
+    sp.set_inference(precision="auto")
+
+
 def _saved(sp, tmp_path):
     sp.save(tmp_path / "b")
     return tmp_path / "b"
@@ -154,8 +170,6 @@ def test_training_config_input_norm_round_trips():
 
 
 def test_training_follows_the_extractors_input_norm():
-    from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
-
     sp = KeywordSpotter(
         SpotterConfig(features=default_features("tacos", input_norm="cmn", input_norm_frames=40))
     )
