@@ -36,7 +36,7 @@ from typing import Any
 from kwsos import __version__
 from kwsos.errors import KwsosError
 from kwsos.events import Event, format_events, read_events, write_text_atomic
-from kwsos.metrics import EventScores, event_based_scores, file_key
+from kwsos.metrics import EventScores, event_based_scores, event_match_counts, file_key, micro_f1
 
 __all__ = [
     "SYSTEMS",
@@ -47,6 +47,7 @@ __all__ = [
     "load_dataset",
     "read_csv_rows",
     "results_markdown",
+    "scene_markdown",
     "run_system",
 ]
 
@@ -115,6 +116,9 @@ class KwsDataset:
     shots: dict[str, list[Path]]
     files: dict[str, list[Path]]  # split -> recordings
     reference: dict[str, list[Event]]  # split -> events
+    #: split -> recording base name -> scene label (the voice in KWS-TTS; from the manifests'
+    #: optional ``scene_label`` column): per-voice scores in :func:`analyse_system`
+    scenes: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def read_csv_rows(path: Path, need: Sequence[str]) -> list[dict[str, str]]:
@@ -137,15 +141,17 @@ def load_dataset(root: str | Path, splits: Sequence[str] = ("validation", "test"
         shots.setdefault(row["event_label"], []).append(root / row["file"])
     if not shots:
         raise KwsosError(f"{root / 'train_manifest.csv'} lists no shots")
-    files, reference = {}, {}
+    files, reference, scenes = {}, {}, {}
     for split in splits:
-        files[split] = [
-            root / r["file"] for r in read_csv_rows(root / f"{split}_manifest.csv", ["file"])
-        ]
+        rows = read_csv_rows(root / f"{split}_manifest.csv", ["file"])
+        files[split] = [root / r["file"] for r in rows]
+        scenes[split] = {
+            file_key(r["file"]): r["scene_label"] for r in rows if r.get("scene_label")
+        }
         if not files[split]:
             raise KwsosError(f"{root / f'{split}_manifest.csv'} lists no recordings")
         reference[split] = read_events(root / f"{split}_reference.csv")
-    return KwsDataset(root, shots, files, reference)
+    return KwsDataset(root, shots, files, reference, scenes)
 
 
 def _duration_s(paths: Sequence[Path]) -> float:
@@ -360,6 +366,24 @@ def results_markdown(results: Sequence[Mapping[str, Any]]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def scene_markdown(results: Sequence[Mapping[str, Any]], kind: str = "global") -> str:
+    """Test F1 per scene label (voice) and system (``r["analysis"]["per_scene"]``, thresholds
+    ``kind``): one row per scene, one column per system; empty when no system has them."""
+    have = [r for r in results if r.get("analysis", {}).get("per_scene")]
+    if not have:
+        return ""
+    scenes = sorted({sc for r in have for sc in r["analysis"]["per_scene"]})
+    head = "| voice | events | " + " | ".join(f"`{r['system']}`" for r in have) + " |\n"
+    head += "|---|---:|" + "---:|" * len(have) + "\n"
+    lines = []
+    for sc in scenes:
+        rows = [r["analysis"]["per_scene"].get(sc, {}) for r in have]
+        n = next((x["events"] for x in rows if x), 0)
+        cells = [f"{x[kind]['f1']:.1f}" if kind in x else "-" for x in rows]
+        lines.append(f"| {sc} | {n} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
 def cost_separation(
     spotter: Any,
     recordings: Sequence[str | Path],
@@ -430,6 +454,36 @@ def cost_separation(
     }
 
 
+def _per_scene_scores(data: KwsDataset, split: str, out: Path) -> dict[str, dict[str, Any]]:
+    """Micro F1 / precision / recall per scene label (voice) of the saved detections of
+    :func:`run_system` with the global and the per-keyword thresholds (test split only)."""
+    scenes = data.scenes.get(split, {})
+    if not scenes or split != "test":
+        return {}
+    est = {
+        kind: read_events(out / f"test_detections_{kind}.csv")
+        for kind in ("global", "per_keyword")
+        if (out / f"test_detections_{kind}.csv").is_file()
+    }
+    res: dict[str, dict[str, Any]] = {}
+    for scene in sorted(set(scenes.values())):
+        files = [f for f, sc in scenes.items() if sc == scene]
+        keys = set(files)
+        row: dict[str, Any] = {
+            "files": len(files),
+            "events": sum(file_key(e.filename) in keys for e in data.reference[split]),
+        }
+        for kind, events in est.items():
+            f1, p, r = micro_f1(event_match_counts(data.reference[split], events, files=files))
+            row[kind] = {
+                "f1": round(100 * f1, 2),
+                "precision": round(100 * p, 2),
+                "recall": round(100 * r, 2),
+            }
+        res[scene] = row
+    return res
+
+
 def analyse_system(data: KwsDataset, out: str | Path, *, split: str = "test") -> dict[str, Any]:
     """Cost separation of a finished :func:`run_system` (its saved bank) on ``split``: writes
     ``out/separation.png`` and ``out/analysis.json`` (AUC, per-keyword AUC, quantiles)."""
@@ -457,6 +511,7 @@ def analyse_system(data: KwsDataset, out: str | Path, *, split: str = "test") ->
         "split": split,
         "auc": round(sep["auc"], 4),
         "per_keyword_auc": per_kw,
+        "per_scene": _per_scene_scores(data, split, out),
         "n_target": int(len(sep["target"])),
         "n_impostor": int(len(sep["impostor"])),
         "target_below_threshold": round(float(np.mean(sep["target"] <= thr)), 4),

@@ -40,3 +40,38 @@ def test_results_markdown_and_systems():
     assert "| TACos + DTW (`tacos`) | yes | global | 50.0 | 40.0 | 66.7 | **50.0** | 40.0 | 66.7 | 600 | 2000 | 52 | 81.2 |" in md
     with pytest.raises(KwsosError, match="unknown system fields"):
         KwsSystem.from_dict({"name": "x", "features": "tacos", "epochs": 3})
+
+
+def test_per_scene_scores_by_hand(tmp_path):
+    from pathlib import Path
+
+    from kwsos.events import Event, format_events
+    from kwsos.kws_experiment import KwsDataset, _per_scene_scores
+
+    ref = [Event("t/a1.wav", 1.0, 1.5, "yes"), Event("t/a2.wav", 2.0, 2.4, "no"),
+           Event("t/b1.wav", 0.5, 0.9, "yes")]
+    data = KwsDataset(Path("."), {}, {"test": []}, {"test": ref},
+                      {"test": {"a1.wav": "voice a", "a2.wav": "voice a", "b1.wav": "voice b"}})
+    # voice a: one hit (a1), one miss (a2), one false alarm (a2, wrong label); voice b: one hit
+    est = [Event("a1.wav", 1.05, 1.5, "yes"), Event("a2.wav", 2.0, 2.4, "yes"),
+           Event("b1.wav", 0.5, 0.8, "yes")]
+    (tmp_path / "test_detections_global.csv").write_text(format_events(est, "csv"))
+    res = _per_scene_scores(data, "test", tmp_path)
+    assert res["voice a"]["files"] == 2 and res["voice a"]["events"] == 2
+    assert res["voice a"]["global"] == {"f1": 50.0, "precision": 50.0, "recall": 50.0}
+    assert res["voice b"]["global"] == {"f1": 100.0, "precision": 100.0, "recall": 100.0}
+    assert "per_keyword" not in res["voice b"]  # no such detections file
+    assert _per_scene_scores(data, "validation", tmp_path) == {}
+
+
+def test_scene_markdown():
+    from kwsos.kws_experiment import scene_markdown
+
+    ps = {"voice a": {"events": 3, "global": {"f1": 50.0}}, "voice b": {"events": 2, "global": {"f1": 0.0}}}
+    rs = [{"system": "hfcc", "analysis": {"per_scene": ps}},
+          {"system": "tacos", "analysis": {"per_scene": {"voice a": {"events": 3, "global": {"f1": 25.0}}}}},
+          {"system": "lkw"}]
+    md = scene_markdown(rs)
+    assert md.splitlines()[0] == "| voice | events | `hfcc` | `tacos` |"
+    assert "| voice a | 3 | 50.0 | 25.0 |" in md and "| voice b | 2 | 0.0 | - |" in md
+    assert scene_markdown([{"system": "lkw"}]) == ""

@@ -92,6 +92,7 @@ def test_derive_cuts_the_shots_and_drops_their_sentences_from_validation(tmp_pat
     np.testing.assert_allclose(shot, src[int(0.95 * SR) : int(1.55 * SR)], atol=1e-4)
     # sentences v1, v2 (yes) and v2, v3 (no) gave shots: only v0 is left for tuning
     assert [p.name for p in ds.files["validation"]] == ["v0.wav"]
+    assert ds.scenes == {"validation": {"v0.wav": "a"}, "test": {}}  # the manifests' voices
     assert [(Path(e.filename).name, e.label) for e in ds.reference["validation"]] == [
         ("v0.wav", "yes")
     ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from run_systems import systems_from_conf
 
 from kwsos.events import write_text_atomic
-from kwsos.kws_experiment import results_markdown
+from kwsos.kws_experiment import results_markdown, scene_markdown
 
 
 def main() -> None:
@@ -58,6 +58,11 @@ def main() -> None:
     lines.append("Cost AUC: probability that a keyword occurrence matches its keyword better than "
                  "an impostor local minimum of the cost curve does (test split, threshold-free; "
                  "`kwsos.kws_experiment.cost_separation`).\n")
+    per_scene = scene_markdown(results)
+    if per_scene:
+        lines.append("Test F1 (%) per voice with the global threshold (`analysis.json`, "
+                     "`per_scene`; recall and precision are there too):\n")
+        lines.append(per_scene)
     lines.append("Per system: `timeline.png` (match cost of every keyword over one test file, "
                  "reference and detections), `keyword_f1.png` (test F1 per keyword) and "
                  "`separation.png` (cost histograms of occurrences vs impostors):\n")
