@@ -125,6 +125,14 @@ class EmbeddingFeatures(FeatureExtractor):
         (``EmbeddingTrainingConfig.input_norm``).
     input_norm_frames
         Half width of the normalisation window in frames (100 = 1.6 s at 256 samples).
+    hfcc_weight
+        Weight ``w`` of hand-crafted HFCC features fused into every frame (0, the default: the
+        embeddings alone). With ``w > 0`` frame ``j`` is ``[sqrt(1 - w) e_j / |e_j|,
+        sqrt(w) h_i / |h_i|]`` with ``h_i`` the HFCC frame (:func:`kwsos.features.HFCC`,
+        default settings: deltas and sliding CMVN) whose centre is nearest to frame ``j``'s,
+        so that the DTW's cosine distance becomes ``(1 - w) * d_embedding + w * d_hfcc``. Not
+        in the dissertation: a kwsos option for enrollment and test speakers that differ
+        (see recipes/kws_tts/RESULTS.md). No effect on training.
     """
 
     name: ClassVar[str] = "embedding"
@@ -141,6 +149,7 @@ class EmbeddingFeatures(FeatureExtractor):
     precision: str = "auto"
     input_norm: str = "none"
     input_norm_frames: int = 100
+    hfcc_weight: float = 0.0
     net: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +162,10 @@ class EmbeddingFeatures(FeatureExtractor):
         check_input_norm(self.input_norm, self.input_norm_frames)
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if not 0.0 <= self.hfcc_weight <= 1.0:
+            raise ValueError(f"hfcc_weight must be in [0, 1], got {self.hfcc_weight}")
+        if self.hfcc_weight > 0 and self.kind == "sliding":
+            raise ValueError("hfcc_weight applies to tacos and lkw embeddings (DTW), not sliding")
 
     # ------------------------------------------------------------------ plumbing
     def to_dict(self) -> dict[str, Any]:
@@ -176,8 +189,20 @@ class EmbeddingFeatures(FeatureExtractor):
         return replace(self, net=net, model=net.to_dict())
 
     @property
-    def dim(self) -> int:  # type: ignore[override]
+    def embedding_dim(self) -> int:
+        """Size of the network's embeddings (without fused HFCC)."""
         return int(self.model.get("dim", 128)) if self.model else 128
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.embedding_dim + (self.hfcc.dim if self.hfcc_weight > 0 else 0)
+
+    @property
+    def hfcc(self) -> FeatureExtractor:
+        """The HFCC extractor fused with ``hfcc_weight > 0``."""
+        from kwsos.features import get_extractor
+
+        return get_extractor("hfcc", sample_rate=self.sample_rate)
 
     @property
     def logmel(self) -> LogMel:
@@ -230,7 +255,7 @@ class EmbeddingFeatures(FeatureExtractor):
         for i in range(0, len(segments), self.batch_segments):
             out.append(self._run(segments[i : i + self.batch_segments]))
         if not out:
-            return np.zeros((0, self.segment_frames, self.dim), np.float32)
+            return np.zeros((0, self.segment_frames, self.embedding_dim), np.float32)
         return np.concatenate(out)
 
     def _embed_sequence(self, frames: np.ndarray) -> np.ndarray:
@@ -244,11 +269,54 @@ class EmbeddingFeatures(FeatureExtractor):
         The concatenation equals the whole-signal result up to float rounding (the network is
         applied to the same inputs, in differently sized batches).
         """
+        if self.hfcc_weight > 0:
+            yield from self._stream_fused(blocks)
+            return
         mel = self._stream_normalized(self.logmel.stream(blocks))
         if self.mode == "conv":
             yield from self._stream_conv(mel)
         else:
             yield from self._stream_segments(mel, 1 if self.mode == "exact" else self.hop_frames)
+
+    def hfcc_frame_index(self, frames: np.ndarray) -> np.ndarray:
+        """Index of the HFCC frame whose centre is nearest to each embedding frame's centre."""
+        hf = self.hfcc
+        centre = np.asarray(frames) * self.hop_samples + self.win_samples / 2
+        return np.rint((centre - hf.win_samples / 2) / hf.hop_samples).astype(np.int64)
+
+    def _stream_fused(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Embeddings and nearest HFCC frames, each L2-normalised and weighted (``hfcc_weight``).
+
+        One pass over the blocks feeds both extractors (``itertools.tee``); HFCC frames are kept
+        only from the oldest one still needed."""
+        import itertools
+        from dataclasses import replace
+
+        w = float(self.hfcc_weight)
+        to_emb, to_hfcc = itertools.tee(blocks)
+        embeddings = replace(self, hfcc_weight=0.0).stream(to_emb)
+        hfcc = self.hfcc.stream(to_hfcc)
+        hbuf = np.zeros((0, self.hfcc.dim), np.float32)
+        hfirst = 0  # absolute index of hbuf[0]
+        j0 = 0
+        for e in embeddings:
+            if not len(e):
+                continue
+            idx = self.hfcc_frame_index(np.arange(j0, j0 + len(e)))
+            while hfirst + len(hbuf) <= idx[-1]:
+                h = next(hfcc, None)
+                if h is None:
+                    break
+                hbuf = np.concatenate([hbuf, h]) if len(hbuf) else np.asarray(h, np.float32)
+            if not len(hbuf):
+                raise ValueError("no HFCC frames for the fused features (recording too short)")
+            h = hbuf[np.clip(idx, hfirst, hfirst + len(hbuf) - 1) - hfirst]
+            yield np.concatenate(
+                [np.sqrt(1.0 - w) * _unit_rows(e), np.sqrt(w) * _unit_rows(h)], axis=1
+            ).astype(np.float32)
+            drop = max(0, int(idx[-1]) - hfirst)
+            hbuf, hfirst = hbuf[drop:], hfirst + drop
+            j0 += len(e)
 
     def _stream_normalized(self, mel: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         """The log-Mel stream normalised like :meth:`normalize` on the whole recording: frame
@@ -289,7 +357,7 @@ class EmbeddingFeatures(FeatureExtractor):
         n_avail = 0  # frames seen so far
         next_c = 0  # centre of the next segment to compute
         emitted = 0  # output frames emitted
-        acc = np.zeros((0, self.dim), np.float64)  # sums for frames emitted..
+        acc = np.zeros((0, self.embedding_dim), np.float64)  # sums for frames emitted..
         cnt = np.zeros(0, np.int64)
 
         def run(centres: np.ndarray, hi: int) -> Iterator[np.ndarray]:
@@ -309,7 +377,7 @@ class EmbeddingFeatures(FeatureExtractor):
                 top = int(starts.max()) + emb.shape[1]
                 if top > emitted + len(acc):
                     grow = top - emitted - len(acc)
-                    acc = np.concatenate([acc, np.zeros((grow, self.dim))])
+                    acc = np.concatenate([acc, np.zeros((grow, self.embedding_dim))])
                     cnt = np.concatenate([cnt, np.zeros(grow, np.int64)])
                 a, c = overlap_add(emb, starts, emitted, emitted + len(acc))
                 acc += a
@@ -366,3 +434,9 @@ class EmbeddingFeatures(FeatureExtractor):
         b = min(first + len(buf), hi + ctx)
         out = self._embed_sequence(buf[a - first : b - first])
         return out[lo - a : hi - a]
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(n > 0, n, 1.0)

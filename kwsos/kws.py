@@ -427,10 +427,12 @@ class KeywordSpotter:
         hop_frames: int | None = None,
         *,
         precision: str | None = None,
+        hfcc_weight: float | None = None,
     ) -> KeywordSpotter:
         """Switch learned features between ``exact``, ``hop`` and ``conv`` inference
-        (:mod:`kwsos.embeddings`) and/or the network's inference ``precision`` (``auto``,
-        ``fp32``, ``bf16``) without retraining; templates are re-extracted."""
+        (:mod:`kwsos.embeddings`), the network's inference ``precision`` (``auto``, ``fp32``,
+        ``bf16``) and/or the weight of HFCC fused into the embeddings
+        (``EmbeddingFeatures.hfcc_weight``) without retraining; templates are re-extracted."""
         if not self.learned:
             raise KwsosError("inference modes apply to learned features (tacos, lkw) only")
         changes: dict[str, Any] = {}
@@ -440,6 +442,8 @@ class KeywordSpotter:
             changes["hop_frames"] = int(hop_frames)
         if precision is not None:
             changes["precision"] = precision
+        if hfcc_weight is not None:
+            changes["hfcc_weight"] = float(hfcc_weight)
         try:
             ex = replace(self.extractor, **changes)
         except ValueError as exc:

@@ -159,3 +159,50 @@ def test_bad_input_norm_is_rejected():
         EmbeddingFeatures(input_norm="zscore")
     with pytest.raises(ValueError, match="input_norm_frames"):
         EmbeddingFeatures(input_norm="cmvn", input_norm_frames=0)
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_hfcc_frame_index_by_hand():
+    ex = EmbeddingFeatures()
+    # embedding frame j is centred at 256 j + 512 samples, HFCC frame i at 160 i + 320
+    assert ex.hfcc_frame_index(np.array([0, 1, 2, 10])).tolist() == [1, 3, 4, 17]
+
+
+@pytest.mark.parametrize("mode", ["conv", "hop"])
+def test_fused_hfcc_is_the_weighted_concatenation_and_streams(net, wave, mode):
+    from kwsos.features import get_extractor
+
+    w = 0.3
+    plain = EmbeddingFeatures(mode=mode, batch_segments=16, precision="fp32").with_net(net)
+    fused = EmbeddingFeatures(
+        mode=mode, batch_segments=16, precision="fp32", hfcc_weight=w
+    ).with_net(net)
+    e, h = plain(wave), get_extractor("hfcc")(wave)
+    idx = np.minimum(fused.hfcc_frame_index(np.arange(len(e))), len(h) - 1)
+    expect = np.concatenate([np.sqrt(1 - w) * _unit(e), np.sqrt(w) * _unit(h[idx])], axis=1)
+    whole = fused(wave)
+    assert whole.shape == (len(e), 16 + 39) and fused.dim == 16 + 39
+    np.testing.assert_allclose(whole, expect, atol=1e-5)
+    for block in (1000, 4097, 16000):
+        parts = list(fused.stream(wave[i : i + block] for i in range(0, len(wave), block)))
+        np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
+    # cosine distance of fused frames = (1 - w) * embedding distance + w * HFCC distance
+    other = (wave[::-1] * 0.5).copy()
+    f2, e2, h2 = fused(other), plain(other), get_extractor("hfcc")(other)
+    n = min(len(whole), len(f2))
+    d_fused = 1 - np.sum(whole[:n] * f2[:n], 1)
+    d_e = 1 - np.sum(_unit(e)[:n] * _unit(e2)[:n], 1)
+    d_h = 1 - np.sum(_unit(h[idx])[:n] * _unit(h2[np.minimum(idx, len(h2) - 1)])[:n], 1)
+    np.testing.assert_allclose(d_fused, (1 - w) * d_e + w * d_h, atol=1e-5)
+
+
+def test_hfcc_weight_round_trips_and_is_checked(net):
+    ex = EmbeddingFeatures(hfcc_weight=0.25)
+    assert EmbeddingFeatures(**{k: v for k, v in ex.to_dict().items() if k != "name"}).hfcc_weight == 0.25
+    with pytest.raises(ValueError, match="hfcc_weight"):
+        EmbeddingFeatures(hfcc_weight=1.5)
+    with pytest.raises(ValueError, match="sliding"):
+        EmbeddingFeatures(kind="sliding", mode="exact", hfcc_weight=0.5)

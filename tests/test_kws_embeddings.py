@@ -188,3 +188,18 @@ def test_training_config_freq_warp_round_trips_and_is_checked():
     assert EmbeddingTrainingConfig.from_dict(old).freq_warp == 0.0
     with pytest.raises(ValueError, match="freq_warp"):
         EmbeddingTrainingConfig(freq_warp=-0.1)
+
+
+def test_fused_hfcc_spotter_round_trips(learned, audio_set, tmp_path):
+    sp, _ = learned
+    sp = KeywordSpotter.load(_saved(sp, tmp_path))
+    sp.set_inference(hfcc_weight=0.5)
+    events = sp.detect(audio_set["recording"], threshold=0.5)
+    dim = sp.extractor.embedding_dim + 39
+    assert all(t.shape[1] == dim for kw in sp._keywords.values() for t in kw.templates)
+    sp.save(tmp_path / "fused")
+    again = KeywordSpotter.load(tmp_path / "fused")
+    assert again.extractor.hfcc_weight == 0.5
+    assert again.detect(audio_set["recording"], threshold=0.5) == events
+    with pytest.raises(KwsosError, match="hfcc_weight"):
+        again.set_inference(hfcc_weight=2.0)
