@@ -89,3 +89,35 @@ def test_run_systems_bad_dataset_is_one_error_line(tmp_path: Path):
         f"error: {data / 'test_manifest.csv'}: missing column(s) file"
     ]
     assert not (tmp_path / "exp").exists()
+
+
+def test_systems_from_conf_merges_learned_options():
+    """The recipe conf's training and learned_feature_options reach the learned systems (a
+    system's own values win) and leave HFCC alone; extra systems are looked up by name."""
+    import sys
+
+    sys.path.insert(0, str(RECIPE / "local"))
+    try:
+        from run_systems import systems_from_conf
+    finally:
+        sys.path.remove(str(RECIPE / "local"))
+    conf = {
+        "systems": ["hfcc", "tacos"],
+        "training": {"train": {"max_steps": 7, "precision": "fp32"}},
+        "learned_feature_options": {"precision": "fp32", "mode": "conv"},
+        "extra_systems": {"t16": {"features": "tacos", "feature_options": {"precision": "bf16"},
+                                  "training": {"train": {"precision": "bf16"}}}},
+    }
+    hfcc, tacos = systems_from_conf(conf)
+    assert hfcc.feature_options == {} and hfcc.training == {}
+    assert tacos.feature_options == {"precision": "fp32", "mode": "conv"}
+    assert tacos.training["train"] == {"max_steps": 7, "precision": "fp32"}
+    (t16,) = systems_from_conf(conf, "t16")
+    assert t16.feature_options == {"precision": "bf16", "mode": "conv"}
+    assert t16.training["train"] == {"max_steps": 7, "precision": "bf16"}
+    # the shipped recipe pins float32 for every learned row of the table
+    shipped = json.loads((RECIPE / "conf" / "kws_tts.json").read_text())
+    for s in systems_from_conf(shipped):
+        if s.features != "hfcc":
+            assert s.feature_options["precision"] == "fp32"
+            assert s.training["train"]["precision"] == "fp32"

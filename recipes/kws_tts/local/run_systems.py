@@ -33,7 +33,10 @@ def systems_from_conf(conf: dict, only: str = ""):
         if s.features not in ("hfcc", "mfcc"):
             training = {**conf.get("training", {}), **s.training}
             train = {**conf.get("training", {}).get("train", {}), **s.training.get("train", {})}
-            s = KwsSystem.from_dict({**s.__dict__, "training": {**training, "train": train}})
+            options = {**conf.get("learned_feature_options", {}), **s.feature_options}
+            s = KwsSystem.from_dict(
+                {**s.__dict__, "feature_options": options, "training": {**training, "train": train}}
+            )
         out.append(s)
     return out
 
