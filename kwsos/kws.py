@@ -755,6 +755,43 @@ class KeywordSpotter:
             global_scores,
         )
 
+    def tune_hfcc_weight(
+        self,
+        recordings: Sequence[str | Path],
+        reference: Sequence[Event],
+        weights: Sequence[float],
+        *,
+        per_keyword: bool = False,
+        hook: Hook | None = None,
+    ) -> tuple[float, dict[float, TuneResult]]:
+        """Choose the weight of HFCC fused into learned embeddings on validation data.
+
+        For every weight ``w`` in ``weights`` (``EmbeddingFeatures.hfcc_weight``: the DTW cost of
+        a frame pair is ``(1 - w)`` times the cosine distance of the embeddings plus ``w`` times
+        that of the HFCC; 0 = the embeddings alone) the threshold(s) are tuned with
+        :meth:`tune`; the weight with the best tuned validation F1 wins (ties: the smaller
+        weight) and the spotter keeps it with its thresholds. Returns the chosen weight and the
+        tuning result of every weight. No retraining: only the templates are re-extracted.
+        """
+        if not self.learned or self.feature_name == "sliding":
+            raise KwsosError(
+                "the HFCC weight applies to learned DTW features (tacos, lkw), "
+                f"not {self.feature_name}"
+            )
+        grid = sorted({float(w) for w in weights})
+        if not grid:
+            raise KwsosError("give at least one HFCC weight")
+        results: dict[float, TuneResult] = {}
+        configs: dict[float, SpotterConfig] = {}
+        for w in grid:
+            self.set_inference(hfcc_weight=w)
+            results[w] = self.tune(recordings, reference, per_keyword=per_keyword, hook=hook)
+            configs[w] = self.config
+        best = max(grid, key=lambda w: (results[w].scores.f1, -w))
+        self.set_inference(hfcc_weight=best)
+        self.config = configs[best]
+        return best, results
+
     def evaluate(
         self,
         recordings: Sequence[str | Path],

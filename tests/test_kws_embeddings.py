@@ -203,3 +203,31 @@ def test_fused_hfcc_spotter_round_trips(learned, audio_set, tmp_path):
     assert again.detect(audio_set["recording"], threshold=0.5) == events
     with pytest.raises(KwsosError, match="hfcc_weight"):
         again.set_inference(hfcc_weight=2.0)
+
+
+def test_tune_hfcc_weight_keeps_the_best_validation_weight(learned, audio_set, tmp_path):
+    from kwsos.events import read_events
+
+    sp = KeywordSpotter.load(_saved(learned[0], tmp_path))
+    ref = read_events(audio_set["reference"])
+    rec = [audio_set["recording"]]
+    best, results = sp.tune_hfcc_weight(rec, ref, [1.0, 0.0, 0.5, 0.5])
+    assert list(results) == [0.0, 0.5, 1.0]
+    f1 = {w: r.scores.f1 for w, r in results.items()}
+    assert f1[best] == max(f1.values())
+    assert best == min(w for w in f1 if f1[w] == f1[best])  # ties: the smaller weight
+    assert sp.extractor.hfcc_weight == best and sp.config.features["hfcc_weight"] == best
+    assert sp.config.threshold == results[best].threshold
+    # the same as tuning that weight on its own
+    ref_sp = KeywordSpotter.load(tmp_path / "b").set_inference(hfcc_weight=best)
+    assert ref_sp.tune(rec, ref).threshold == results[best].threshold
+    assert sp.evaluate(rec, ref)[0].f1 == pytest.approx(f1[best])
+
+
+def test_tune_hfcc_weight_needs_learned_dtw_features(spotter, audio_set):
+    from kwsos.events import read_events
+
+    with pytest.raises(KwsosError, match="learned DTW features"):
+        spotter.tune_hfcc_weight(
+            [audio_set["recording"]], read_events(audio_set["reference"]), [0.5]
+        )

@@ -545,9 +545,29 @@ def tune(
             "validation data; the dissertation found it does not help (Table 31).",
         ),
     ] = False,
+    hfcc_weight: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--hfcc-weight",
+            help="Learned features (tacos, lkw): fuse HFCC into the embeddings with this weight "
+            "in [0, 1] (DTW cost = (1-w) x embedding distance + w x HFCC distance; 0 = "
+            "embeddings alone). Repeat it (--hfcc-weight 0 --hfcc-weight 0.5 ...) to tune the "
+            "threshold for each weight and keep the one with the best validation F1. Stored in "
+            "the bank; no retraining.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
 ) -> None:
     """Pick the threshold that maximises event-based F1 on validation recordings and store it in
-    the bank (one global threshold, or with --per-keyword one per keyword)."""
+    the bank (one global threshold, or with --per-keyword one per keyword).
+
+    Examples:
+
+      kwsos tune validation.wav --reference validation.csv --bank my_bank --plot tune.png
+
+      kwsos tune val*.wav -r val.csv --bank my_bank --hfcc-weight 0 --hfcc-weight 0.5 --hfcc-weight 0.75
+    """
     from kwsos.events import read_events
 
     for r in recordings:
@@ -557,8 +577,17 @@ def tune(
     spotter = _load_bank(bank, trained=True)
     if inference is not None:
         spotter.set_inference(inference.value)
-    with progress_hook("tuning") as hook:
-        result = spotter.tune(recordings, ref, per_keyword=per_keyword, hook=hook)
+    if hfcc_weight:
+        with progress_hook("tuning") as hook:
+            best, results = spotter.tune_hfcc_weight(
+                recordings, ref, hfcc_weight, per_keyword=per_keyword, hook=hook
+            )
+        result = results[best]
+        if len(results) > 1:
+            _print_weight_table(results, best)
+    else:
+        with progress_hook("tuning") as hook:
+            result = spotter.tune(recordings, ref, per_keyword=per_keyword, hook=hook)
     spotter.save(bank)
     if per_keyword:
         assert result.global_scores is not None
@@ -571,6 +600,22 @@ def tune(
         err.print(f"wrote {plot}", highlight=False)
     what = "global and per-keyword thresholds" if per_keyword else "threshold"
     err.print(f"stored {what} ({result.threshold:.4f}) in {bank}", highlight=False)
+
+
+def _print_weight_table(results: dict, best: float) -> None:
+    table = Table(title="validation F1 per HFCC weight (tuned thresholds)")
+    for col in ("HFCC weight", "threshold", "F1", "precision", "recall", ""):
+        table.add_column(col, justify="right")
+    for w, r in results.items():
+        table.add_row(
+            f"{w:g}",
+            f"{r.threshold:.4f}",
+            f"{100 * r.scores.f1:.2f}",
+            f"{100 * r.scores.precision:.2f}",
+            f"{100 * r.scores.recall:.2f}",
+            "chosen" if w == best else "",
+        )
+    out.print(table)
 
 
 def _plot_tuning(result, path: Path) -> None:

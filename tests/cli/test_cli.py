@@ -211,6 +211,34 @@ def test_tacos_enroll_no_train_then_train(audio_set, tmp_path):
     r = run("detect", audio_set["recording"], "--bank", bank, "--format", "csv")
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("filename,onset,offset,event_label,cost")
+    # fusion with HFCC: the weight with the best validation F1 is stored with its threshold
+    r = run(
+        "tune",
+        audio_set["recording"],
+        "-r",
+        audio_set["reference"],
+        "--bank",
+        bank,
+        "--hfcc-weight",
+        "0",
+        "--hfcc-weight",
+        "1",
+    )
+    assert r.exit_code == 0, r.output
+    assert "validation F1 per HFCC weight" in r.stdout and "chosen" in r.stdout
+    meta = json.loads((bank / "bank.json").read_text())
+    assert meta["config"]["features"]["hfcc_weight"] in (0.0, 1.0)
+    r = run(
+        "tune",
+        audio_set["recording"],
+        "-r",
+        audio_set["reference"],
+        "--bank",
+        bank,
+        "--hfcc-weight",
+        "1.5",
+    )
+    assert r.exit_code == 2 and "less than or equal to 1" in r.output
 
 
 def test_train_rejects_hand_crafted_features_and_bad_device(bank, audio_set, tmp_path):
