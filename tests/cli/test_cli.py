@@ -211,33 +211,20 @@ def test_tacos_enroll_no_train_then_train(audio_set, tmp_path):
     r = run("detect", audio_set["recording"], "--bank", bank, "--format", "csv")
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("filename,onset,offset,event_label,cost")
+
     # fusion with HFCC: the weight with the best validation F1 is stored with its threshold
-    r = run(
-        "tune",
-        audio_set["recording"],
-        "-r",
-        audio_set["reference"],
-        "--bank",
-        bank,
-        "--hfcc-weight",
-        "0",
-        "--hfcc-weight",
-        "1",
-    )
+    def tune_fused(*weights):
+        flags = [a for w in weights for a in ("--hfcc-weight", w)]
+        return run(
+            "tune", audio_set["recording"], "-r", audio_set["reference"], "--bank", bank, *flags
+        )
+
+    r = tune_fused("0", "1")
     assert r.exit_code == 0, r.output
     assert "validation F1 per HFCC weight" in r.stdout and "chosen" in r.stdout
     meta = json.loads((bank / "bank.json").read_text())
     assert meta["config"]["features"]["hfcc_weight"] in (0.0, 1.0)
-    r = run(
-        "tune",
-        audio_set["recording"],
-        "-r",
-        audio_set["reference"],
-        "--bank",
-        bank,
-        "--hfcc-weight",
-        "1.5",
-    )
+    r = tune_fused("1.5")
     assert r.exit_code == 2 and "less than or equal to 1" in r.output
 
 
