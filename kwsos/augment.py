@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "change_speed",
     "mixup",
     "random_colouring",
     "random_freq_warp",
     "random_speed",
+    "random_time_stretch",
     "random_time_shift",
     "spec_augment",
     "time_reverse",
@@ -154,17 +156,46 @@ def random_speed(
     speed perturbation of speech recipes (Ko et al. 2015) without recomputing the features: a
     device that plays its alarm a little higher and faster.
     """
-    b, t_len, f_len = x.shape
-    r = 1.0 + (torch.rand(b, generator=generator) * 2.0 - 1.0) * max_change
-    # time: fractional source frame, wrapped
+    r = 1.0 + (torch.rand(x.shape[0], generator=generator) * 2.0 - 1.0) * max_change
+    return change_speed(x, r, bin_hz=bin_hz)
+
+
+def change_speed(x: torch.Tensor, r: torch.Tensor, *, bin_hz: torch.Tensor) -> torch.Tensor:
+    """Play log-Mel clips ``(B, T, F)`` ``r`` (B,) times faster, on the spectrogram.
+
+    The deterministic part of :func:`random_speed`: output frame ``t`` is read at input frame
+    ``r * t`` (circularly) and the output bin with centre frequency ``f`` at ``f / r``, both by
+    linear interpolation (``bin_hz`` (F,): the bins' centre frequencies, increasing).
+    """
+    r = torch.as_tensor(r, dtype=torch.float32).reshape(-1).expand(x.shape[0])
+    return _warp_frequency(_warp_time(x, r), bin_hz, r)
+
+
+def _warp_time(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Output frame ``t`` of clip ``i`` read at input frame ``r[i] * t`` (circularly, linear
+    interpolation): clip ``i`` played ``r[i]`` times faster, its pitch unchanged."""
+    b, t_len, _ = x.shape
     src_t = (torch.arange(t_len, dtype=torch.float32)[None, :] * r[:, None]) % t_len
     t0 = src_t.floor().long()
     wt = (src_t - t0).to(x.dtype)
     t1 = (t0 + 1) % t_len
-    idx = torch.arange(b)[:, None]
+    idx = torch.arange(b)[:, None].to(x.device)
     t0, t1, wt = t0.to(x.device), t1.to(x.device), wt.to(x.device)
-    x = (1 - wt)[..., None] * x[idx.to(x.device), t0] + wt[..., None] * x[idx.to(x.device), t1]
-    return _warp_frequency(x, bin_hz, r)
+    return (1 - wt)[..., None] * x[idx, t0] + wt[..., None] * x[idx, t1]
+
+
+def random_time_stretch(
+    x: torch.Tensor, generator: torch.Generator, *, max_change: float = 0.2
+) -> torch.Tensor:
+    """Tempo perturbation of log-Mel clips ``(B, T, F)``, pitch unchanged.
+
+    Every clip gets ``r ~ U(1 - max_change, 1 + max_change)`` and its frames are read at ``r``
+    times the rate (circularly, linear interpolation): an alarm whose beeps come a little
+    faster or slower. With :func:`random_freq_warp` it varies pitch and tempo independently,
+    as devices of one alarm type do (:func:`random_speed` changes both together).
+    """
+    r = 1.0 + (torch.rand(x.shape[0], generator=generator) * 2.0 - 1.0) * max_change
+    return _warp_time(x, r)
 
 
 def _warp_frequency(x: torch.Tensor, bin_hz: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

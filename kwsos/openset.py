@@ -60,12 +60,24 @@ from kwsos._atomic import atomic_output
 from kwsos.audio import HIGHPASS_HZ, SAMPLE_RATE, SILENCE_PEAK, highpass_coefficients, stream_audio
 from kwsos.errors import KwsosError
 
-__all__ = ["OpenSetConfig", "OpenSetClassifier", "OpenSetPrediction", "MODEL_FORMAT"]
+__all__ = [
+    "MODEL_FORMAT",
+    "OpenSetClassifier",
+    "OpenSetConfig",
+    "OpenSetPrediction",
+    "PRETRAINED_SYSTEM",
+    "load_pretrained",
+    "pretrained_frontend",
+    "pretrain",
+    "save_pretrained",
+]
 
 log = logging.getLogger(__name__)
 
 #: Identifies a saved classifier (``format`` entry of the model file).
-MODEL_FORMAT = "kwsos-openset/1"
+MODEL_FORMAT = "kwsos-openset/2"
+#: Older formats :meth:`OpenSetClassifier.load` still reads (/1: one network, no ``shot_ids``).
+_OLD_FORMATS = ("kwsos-openset/1",)
 
 Clip = np.ndarray | str | Path
 Hook = Callable[..., None]
@@ -88,8 +100,10 @@ class OpenSetConfig:
     epochs, batch_size
         Fixed training length; ``None`` (default): ``epochs_per_shot x shots`` and
         ``batch_per_shot x shots`` with ``shots`` the largest number of shots of a class
-        (Diss. 6.2.2: 100 and 8).
-    epochs_per_shot, batch_per_shot
+        (Diss. 6.2.2: 100 and 8); when fine-tuning a pretrained network (``init``) the epochs
+        are ``finetune_epochs / shots`` instead (the same number of steps for any number of
+        shots).
+    epochs_per_shot, batch_per_shot, finetune_epochs
         The factors above.
     lr
         Adam learning rate (Keras default).
@@ -108,6 +122,35 @@ class OpenSetConfig:
         Maximum relative change of the random speed perturbation of the training clips
         (:func:`kwsos.augment.random_speed`: pitch and tempo together; 0 turns it off). Not in
         the paper: imitates devices that play the same alarm a little higher and faster.
+    pitch, stretch
+        Maximum relative change of two more augmentations that vary pitch and tempo
+        *independently* (:func:`kwsos.augment.random_freq_warp`,
+        :func:`kwsos.augment.random_time_stretch`; 0, the default, turns each off). Not in the
+        paper: devices of one alarm type differ in both, independently (a smoke alarm's piezo
+        frequency and its timing circuit), and with one shot the two devices may lie at both
+        ends of the range.
+    init
+        Path of a pretrained clip network (:func:`pretrain`, :func:`save_pretrained`), or
+        ``"bundled"``: the network shipped with kwsos (:data:`BUNDLED_PRETRAINED`, pretrained
+        on procedurally generated alarm-like sounds, see ``recipes/alarm_osc``). It is the
+        starting point of training instead of a random initialisation; its architecture
+        replaces ``dim``, ``channels`` and ``blocks_per_stage``. With ``epochs=0`` the shots are
+        not trained on at all (the pretrained embedding as it is). Not in the paper.
+    keep_pretrained
+        With ``init``: the pretrained network, unchanged, is one more member of the ensemble
+        besides the ``ensemble`` networks fine-tuned from it (its embedding generalises to
+        sounds the shots do not show, e.g. unknown ones; the fine-tuned ones know the shots
+        better). Not in the paper.
+    ensemble
+        Number of networks trained on the shots (seeds ``seed``, ``seed + 1``, ...). A clip's
+        embedding is the concatenation of the networks' L2-normalised embeddings divided by
+        ``sqrt(ensemble)``: a unit vector whose cosine similarity to another is the mean of the
+        networks' similarities. Not in the paper (1 = the paper's system).
+    reference_speeds
+        Extra references per shot: besides its own embedding, each shot played at these speeds
+        (:func:`kwsos.augment.change_speed`, e.g. ``(0.94, 1.06)``) is a reference of its class
+        for the max-similarity backend, so that a device that plays the alarm a little higher
+        or lower still meets a close reference. Not in the paper (``()`` = the paper's backend).
     seed
         Seeds the network initialisation, the fixed class centres, batch order and mixup.
     device
@@ -134,11 +177,18 @@ class OpenSetConfig:
     batch_size: int | None = None
     epochs_per_shot: int = 100
     batch_per_shot: int = 8
+    finetune_epochs: int = 100
     lr: float = 1e-3
     mixup: bool = True
     time_shift: bool = True
     colouring: float = 0.0
     speed: float = 0.1
+    pitch: float = 0.0
+    stretch: float = 0.0
+    init: str | None = None
+    keep_pretrained: bool = False
+    ensemble: int = 1
+    reference_speeds: tuple[float, ...] = ()
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -148,27 +198,44 @@ class OpenSetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "reference_speeds", tuple(float(r) for r in self.reference_speeds))
         if not (self.clip_s > 0 and math.isfinite(self.clip_s)):
             raise KwsosError(f"clip_s must be a positive number of seconds, got {self.clip_s}")
         if round(self.clip_s * SAMPLE_RATE) < self.win_samples:
             raise KwsosError(f"clip_s = {self.clip_s} s is shorter than one analysis window")
-        for name in ("n_mels", "win_samples", "hop_samples", "dim", "blocks_per_stage"):
+        for name in ("n_mels", "win_samples", "hop_samples", "dim", "blocks_per_stage", "ensemble"):
             if getattr(self, name) < 1:
                 raise KwsosError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.channels or min(self.channels) < 1:
             raise KwsosError(f"channels must be positive integers, got {self.channels}")
-        for name in ("epochs", "batch_size", "epochs_per_shot", "batch_per_shot"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "epochs_per_shot",
+            "batch_per_shot",
+            "finetune_epochs",
+        ):
             value = getattr(self, name)
-            if value is not None and value < 1:
+            if value is not None and value < (0 if name == "epochs" and self.init else 1):
                 raise KwsosError(f"{name} must be a positive integer, got {value}")
+        if self.init is not None:
+            object.__setattr__(self, "init", str(self.init))
+        elif self.keep_pretrained:
+            raise KwsosError("keep_pretrained needs a pretrained network (init)")
         if self.batch_size is not None and self.batch_size < 2:
             raise KwsosError("batch_size must be at least 2 (mixup and batch norm need pairs)")
         if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
             raise KwsosError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
         if not (self.colouring >= 0 and math.isfinite(self.colouring)):
             raise KwsosError(f"colouring must be >= 0, got {self.colouring}")
-        if not 0 <= self.speed < 0.5:
-            raise KwsosError(f"speed must lie in [0, 0.5), got {self.speed}")
+        for name in ("speed", "pitch", "stretch"):
+            if not 0 <= getattr(self, name) < 0.5:
+                raise KwsosError(f"{name} must lie in [0, 0.5), got {getattr(self, name)}")
+        if not all(0.5 <= r <= 2.0 and r != 1.0 for r in self.reference_speeds):
+            raise KwsosError(
+                f"reference_speeds are speed factors in [0.5, 2] other than 1, got "
+                f"{list(self.reference_speeds)}"
+            )
         if self.threshold is None:
             from kwsos.thresholds import get_threshold_estimator
 
@@ -185,13 +252,19 @@ class OpenSetConfig:
 
     def schedule(self, shots: int) -> tuple[int, int]:
         """``(epochs, batch_size)`` for ``shots`` shots per class (Diss. 6.2.2 when not fixed)."""
-        epochs = self.epochs if self.epochs is not None else self.epochs_per_shot * shots
+        if self.epochs is not None:
+            epochs = self.epochs
+        elif self.init:
+            epochs = max(1, round(self.finetune_epochs / shots))
+        else:
+            epochs = self.epochs_per_shot * shots
         batch = self.batch_size if self.batch_size is not None else self.batch_per_shot * shots
         return epochs, max(2, batch)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        d["reference_speeds"] = list(self.reference_speeds)
         return d
 
     @classmethod
@@ -255,13 +328,20 @@ class OpenSetClassifier:
         Known-unknown training classes (trained as classes, predicted as unknown).
     threshold_ : float
         Similarity threshold in use.
-    shot_embeddings_ : (n_shots, dim) float32
-        L2-normalised embeddings of all training shots.
-    shot_classes_ : (n_shots,) int
-        Index of every shot's class in ``classes_ + unknown_classes_``.
-    model_ : ClipResNet
+    shot_embeddings_ : (n_references, ensemble x dim) float32
+        L2-normalised embeddings of all training shots (followed by those of the shots played at
+        ``reference_speeds``, one block per speed).
+    shot_classes_ : (n_references,) int
+        Index of every reference's class in ``classes_ + unknown_classes_``.
+    shot_ids_ : (n_references,) int
+        Index of the training shot every reference was made from.
+    models_ : list of ClipResNet
+        The networks: the pretrained one first with ``keep_pretrained``, then the
+        ``ensemble`` trained ones.
     train_log_ : dict
-        :class:`kwsos.training.TrainLog` of the fit, as a dict.
+        :class:`kwsos.training.TrainLog` of the fit (of the last network), as a dict.
+    train_logs_ : list of dict
+        The logs of all networks.
 
     Examples
     --------
@@ -427,50 +507,95 @@ class OpenSetClassifier:
             epochs,
             batch,
         )
-        torch.manual_seed(c.seed)  # network initialisation
-        model = ClipResNet(
-            c.n_mels, c.dim, channels=c.channels, blocks_per_stage=c.blocks_per_stage
-        )
-        loss = SubClusterAdaCos(
-            len(names), c.dim, n_centers=1, trainable_centers=False, seed=c.seed
-        )
         targets = np.eye(len(names), dtype=np.float32)[class_ids]
-        tcfg = TrainConfig(
-            epochs=epochs,
-            batch_size=batch,
-            lr=c.lr,
-            mixup=c.mixup,
-            augment=c.time_shift or c.colouring > 0 or c.speed > 0,
-            seed=c.seed,
-            device=c.device,
-            threads=c.threads,
-        )
-        try:
-            tlog = train(
-                model, loss, x, (targets,), class_ids, tcfg, augment=self._augment, hook=hook
+        models, logs = [], []
+        if c.init and c.keep_pretrained and epochs > 0:
+            models.append(load_pretrained(c.init, config=c).eval())
+            logs.append({"epochs_run": 0, "losses": [], "scales": [], "seconds": 0.0})
+        for m in range(c.ensemble):
+            seed = c.seed + m
+            torch.manual_seed(seed)  # network initialisation
+            if c.init:
+                model = load_pretrained(c.init, config=c)
+            else:
+                model = ClipResNet(
+                    c.n_mels, c.dim, channels=c.channels, blocks_per_stage=c.blocks_per_stage
+                )
+            if epochs == 0:
+                models.append(model.eval())
+                logs.append({"epochs_run": 0, "losses": [], "scales": [], "seconds": 0.0})
+                continue
+            loss = SubClusterAdaCos(
+                len(names), model.dim, n_centers=1, trainable_centers=False, seed=seed
             )
-        except FloatingPointError as exc:
-            raise KwsosError(f"training diverged: {exc}") from None
-        scales = getattr(tlog, "scales", [])
-        if scales and not (math.isfinite(scales[-1]) and scales[-1] < 1e3):
-            log.warning("the AdaCos scale ended at %.3g (diverging?)", scales[-1])
-        self.model_ = model.eval()
+            tcfg = TrainConfig(
+                epochs=epochs,
+                batch_size=batch,
+                lr=c.lr,
+                mixup=c.mixup,
+                augment=c.time_shift or max(c.colouring, c.speed, c.pitch, c.stretch) > 0,
+                seed=seed,
+                device=c.device,
+                threads=c.threads,
+            )
+            member = _member_hook(hook, m, c.ensemble)
+            try:
+                tlog = train(
+                    model, loss, x, (targets,), class_ids, tcfg, augment=self._augment, hook=member
+                )
+            except FloatingPointError as exc:
+                raise KwsosError(f"training diverged: {exc}") from None
+            scales = getattr(tlog, "scales", [])
+            if scales and not (math.isfinite(scales[-1]) and scales[-1] < 1e3):
+                log.warning("the AdaCos scale ended at %.3g (diverging?)", scales[-1])
+            models.append(model.eval())
+            logs.append(tlog.to_dict())
+        self.models_ = models
         self.classes_ = known
         self.unknown_classes_ = unknown
-        self.shot_classes_ = class_ids
-        self.shot_embeddings_ = self.embed_features(x)
-        self.train_log_ = tlog.to_dict()
+        self.train_logs_ = logs
+        self.train_log_ = logs[-1]
+        refs, ref_classes, ref_ids = [x], [class_ids], [np.arange(len(x))]
+        if c.reference_speeds:
+            import torch
+
+            from kwsos.augment import change_speed
+
+            xt = torch.from_numpy(x)
+            for r in c.reference_speeds:
+                refs.append(change_speed(xt, torch.tensor([r]), bin_hz=self._bin_hz()).numpy())
+                ref_classes.append(class_ids)
+                ref_ids.append(np.arange(len(x)))
+        self.shot_embeddings_ = self.embed_features(np.concatenate(refs))
+        self.shot_classes_ = np.concatenate(ref_classes)
+        self.shot_ids_ = np.concatenate(ref_ids)
         self.threshold_ = (
             float(c.threshold) if c.threshold is not None else self._estimate_threshold()
         )
-        log.info("fitted in %.1f s; threshold %.4f", tlog.seconds, self.threshold_)
+        log.info(
+            "fitted %d network(s) in %.1f s; threshold %.4f",
+            len(models),
+            sum(t["seconds"] for t in logs),
+            self.threshold_,
+        )
         return self
 
     def _augment(self, x: Any, generator: Any) -> Any:
-        from kwsos.augment import random_colouring, random_speed, random_time_shift
+        from kwsos.augment import (
+            random_colouring,
+            random_freq_warp,
+            random_speed,
+            random_time_shift,
+            random_time_stretch,
+        )
 
-        if self.config.speed > 0:
-            x = random_speed(x, generator, bin_hz=self._bin_hz(), max_change=self.config.speed)
+        c = self.config
+        if c.speed > 0:
+            x = random_speed(x, generator, bin_hz=self._bin_hz(), max_change=c.speed)
+        if c.pitch > 0:
+            x = random_freq_warp(x, generator, bin_hz=self._bin_hz(), max_change=c.pitch)
+        if c.stretch > 0:
+            x = random_time_stretch(x, generator, max_change=c.stretch)
         if self.config.time_shift:
             x = random_time_shift(x, generator)
         if self.config.colouring > 0:
@@ -486,10 +611,12 @@ class OpenSetClassifier:
         """Similarity threshold from leave-one-out scores of the shots (module docstring)."""
         from kwsos.thresholds import get_threshold_estimator
 
-        emb, ids = self.shot_embeddings_, self.shot_classes_
-        sims = emb @ emb.T
-        np.fill_diagonal(sims, -np.inf)
-        same = ids[:, None] == ids[None, :]
+        # the shots themselves (not their speed-changed copies), each against the other shots
+        # of its class and their copies
+        emb, ids, src = self.shot_embeddings_, self.shot_classes_, self.shot_ids_
+        own = np.flatnonzero(src == np.arange(len(src)))  # first block: the shots
+        sims = emb[own] @ emb.T
+        same = (ids[own, None] == ids[None, :]) & (src[own, None] != src[None, :])
         loo = np.where(same, sims, -np.inf).max(axis=1)
         loo = loo[np.isfinite(loo)]
         if loo.size == 0:
@@ -509,7 +636,7 @@ class OpenSetClassifier:
 
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "models_"):
             raise KwsosError("the classifier is not fitted yet: call fit() or load() first")
 
     def _device(self) -> Any:
@@ -521,20 +648,24 @@ class OpenSetClassifier:
             return pick_device("cpu")
 
     def embed_features(self, x: np.ndarray) -> np.ndarray:
-        """L2-normalised embeddings ``(n, dim)`` of log-Mel clips ``(n, n_frames, n_mels)``."""
+        """L2-normalised embeddings ``(n, ensemble x dim)`` of log-Mel clips ``(n, n_frames,
+        n_mels)``: the networks' normalised embeddings side by side, over ``sqrt(ensemble)``."""
         import torch
 
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "models_"):
             raise KwsosError("the classifier is not fitted yet: call fit() or load() first")
 
         device = self._device()
-        model = self.model_.to(device).eval()
+        scale = 1.0 / math.sqrt(len(self.models_))
         out = []
         with torch.no_grad():
             for i in range(0, len(x), _EMBED_BATCH):
-                batch = torch.from_numpy(np.ascontiguousarray(x[i : i + _EMBED_BATCH]))
-                e = model(batch.to(device)).double()
-                out.append(torch.nn.functional.normalize(e, dim=1).cpu().numpy())
+                batch = torch.from_numpy(np.ascontiguousarray(x[i : i + _EMBED_BATCH])).to(device)
+                parts = []
+                for model in self.models_:
+                    e = model.to(device).eval()(batch).double()
+                    parts.append(torch.nn.functional.normalize(e, dim=1) * scale)
+                out.append(torch.cat(parts, dim=1).cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def transform(self, clips: Sequence[Clip]) -> np.ndarray:
@@ -605,9 +736,9 @@ class OpenSetClassifier:
         """Write the classifier to one file (atomically): config, network, shot embeddings.
 
         The file is a ``torch.save`` dictionary of tensors and plain values (loaded with
-        ``weights_only=True``) holding ``format``, ``kwsos_version``, ``config``, the network
-        architecture and state dict, the classes, the shot embeddings, the threshold and the
-        training log.
+        ``weights_only=True``) holding ``format``, ``kwsos_version``, ``config``, the networks'
+        architectures and state dicts, the classes, the reference embeddings with their classes
+        and source shots, the threshold and the training logs.
         """
         import torch
 
@@ -620,14 +751,20 @@ class OpenSetClassifier:
             "format": MODEL_FORMAT,
             "kwsos_version": __version__,
             "config": self.config.to_dict(),
-            "model": self.model_.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
+            "models": [
+                {
+                    "model": m.to_dict(),
+                    "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
+                }
+                for m in self.models_
+            ],
             "classes": list(self.classes_),
             "unknown_classes": list(self.unknown_classes_),
             "shot_embeddings": torch.from_numpy(self.shot_embeddings_.copy()),
             "shot_classes": torch.from_numpy(self.shot_classes_.astype(np.int64)),
+            "shot_ids": torch.from_numpy(self.shot_ids_.astype(np.int64)),
             "threshold": float(self.threshold_),
-            "train_log": self.train_log_,
+            "train_logs": self.train_logs_,
         }
         with atomic_output(path) as tmp:
             torch.save(state, tmp)
@@ -649,19 +786,35 @@ class OpenSetClassifier:
             raise KwsosError(
                 f"cannot read {path} as an open-set model: {' '.join(str(exc).split())[:200]}"
             ) from None
-        if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        fmt = state.get("format") if isinstance(state, dict) else None
+        if fmt != MODEL_FORMAT and fmt not in _OLD_FORMATS:
             raise KwsosError(f"{path} is not a kwsos open-set model (format {MODEL_FORMAT})")
         try:
             clf = cls(OpenSetConfig.from_dict(state["config"]))
-            model = model_from_dict(state["model"])
-            model.load_state_dict(state["state_dict"])
-            clf.model_ = model.eval()
+            nets = state["models"] if fmt == MODEL_FORMAT else [state]
+            clf.models_ = []
+            for net in nets:
+                model = model_from_dict(net["model"])
+                model.load_state_dict(net["state_dict"])
+                clf.models_.append(model.eval())
             clf.classes_ = list(state["classes"])
             clf.unknown_classes_ = list(state["unknown_classes"])
             clf.shot_embeddings_ = state["shot_embeddings"].numpy().astype(np.float32)
             clf.shot_classes_ = state["shot_classes"].numpy().astype(np.int64)
+            n_refs = len(clf.shot_classes_)
+            clf.shot_ids_ = (
+                state["shot_ids"].numpy().astype(np.int64)
+                if "shot_ids" in state
+                else np.arange(n_refs)
+            )
             clf.threshold_ = float(state["threshold"])
-            clf.train_log_ = dict(state.get("train_log", {}))
+            clf.train_logs_ = [
+                dict(t) for t in state.get("train_logs", [state.get("train_log", {})])
+            ]
+            clf.train_log_ = clf.train_logs_[-1]
+            dims = sum(m.dim for m in clf.models_)
+            if clf.shot_embeddings_.shape[1] != dims or len(clf.shot_ids_) != n_refs:
+                raise ValueError("the networks do not match the stored embeddings")
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise KwsosError(f"open-set model {path} is damaged: {exc}") from None
         if state.get("kwsos_version") != __version__:
@@ -675,6 +828,148 @@ class OpenSetClassifier:
             else ""
         )
         return f"OpenSetClassifier({self.config!r}{fitted})"
+
+
+#: The kwsos system on top of the bundled pretrained network (``recipes/alarm_osc``,
+#: ``conf/pretrained.json``; the CLI's default): fine-tune it, keep it beside the fine-tuned
+#: network, speed-changed shots as extra references, threshold 0.6.
+PRETRAINED_SYSTEM: dict[str, Any] = {
+    "init": "bundled",
+    "keep_pretrained": True,
+    "reference_speeds": (0.92, 0.96, 1.04, 1.08),
+    "threshold": 0.6,
+}
+
+#: Identifies a pretrained clip network file (:func:`save_pretrained`).
+PRETRAINED_FORMAT = "kwsos-openset-pretrained/1"
+#: The pretrained network shipped with kwsos (``OpenSetConfig(init="bundled")``): made by
+#: ``recipes/alarm_osc/local/pretrain.py`` from ``data_prep.make_alarm_pretrain`` data.
+BUNDLED_PRETRAINED = Path(__file__).parent / "data" / "osc_pretrained.pt"
+
+
+def pretrain(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    config: OpenSetConfig | None = None,
+    epochs: int = 30,
+    batch_size: int = 64,
+    max_minutes: float | None = None,
+    hook: Hook | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Train a clip network on many labelled classes, as the starting point of few-shot fits.
+
+    The same network, loss (sub-cluster AdaCos, one fixed centre per class), mixup and
+    augmentations as :meth:`OpenSetClassifier.fit` (``config``'s), on ``features`` (n, frames,
+    mels) of classes ``labels`` (n,) -- e.g. the procedurally generated classes of
+    :mod:`data_prep.make_alarm_pretrain`, each played by several devices. Returns the network
+    and the training log (a dict); :func:`save_pretrained` writes them, ``OpenSetConfig(init=)``
+    starts from them. ``max_minutes`` stops training early at a wall-clock budget.
+    """
+    import torch
+
+    from kwsos.losses import SubClusterAdaCos
+    from kwsos.models import ClipResNet
+    from kwsos.training import TrainConfig, train
+
+    c = config if config is not None else OpenSetConfig()
+    x = np.asarray(features, np.float32)
+    _, class_ids = np.unique(np.asarray(labels), return_inverse=True)
+    n_classes = int(class_ids.max()) + 1
+    if n_classes < 2:
+        raise KwsosError("pretraining needs at least two classes")
+    torch.manual_seed(c.seed)
+    model = ClipResNet(c.n_mels, c.dim, channels=c.channels, blocks_per_stage=c.blocks_per_stage)
+    loss = SubClusterAdaCos(n_classes, c.dim, n_centers=1, trainable_centers=False, seed=c.seed)
+    targets = np.eye(n_classes, dtype=np.float32)[class_ids]
+    tcfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=c.lr,
+        mixup=c.mixup,
+        augment=True,
+        max_minutes=max_minutes,
+        seed=c.seed,
+        device=c.device,
+        threads=c.threads,
+    )
+    clf = OpenSetClassifier(c)
+    tlog = train(model, loss, x, (targets,), class_ids, tcfg, augment=clf._augment, hook=hook)
+    return model.eval(), tlog.to_dict()
+
+
+def save_pretrained(
+    model: Any, path: str | Path, *, config: OpenSetConfig, info: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a pretrained clip network (architecture, weights, the frontend settings it was
+    trained with and ``info``, e.g. the training log and data) to one file, atomically."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    front = {k: config.to_dict()[k] for k in ("clip_s", "n_mels", "win_samples", "hop_samples")}
+    state = {
+        "format": PRETRAINED_FORMAT,
+        "kwsos_version": __version__,
+        "frontend": front,
+        "model": model.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "info": dict(info or {}),
+    }
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def _read_pretrained(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    import torch
+
+    path = BUNDLED_PRETRAINED if str(path) == "bundled" else Path(path)
+    if not path.is_file():
+        raise KwsosError(f"pretrained network not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle / zip errors of every kind
+        raise KwsosError(f"cannot read {path}: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(state, dict) or state.get("format") != PRETRAINED_FORMAT:
+        raise KwsosError(f"{path} is not a pretrained kwsos clip network ({PRETRAINED_FORMAT})")
+    return path, state
+
+
+def pretrained_frontend(path: str | Path) -> dict[str, Any]:
+    """The frontend settings (``clip_s``, ``n_mels``, ``win_samples``, ``hop_samples``) a
+    pretrained network was trained with: a classifier starting from it must use them."""
+    return dict(_read_pretrained(path)[1]["frontend"])
+
+
+def load_pretrained(path: str | Path, *, config: OpenSetConfig | None = None) -> Any:
+    """The clip network of a :func:`save_pretrained` file (a fresh copy on every call); with
+    ``config``, check that its frontend is the one the network was trained with."""
+    from kwsos.models import model_from_dict
+
+    path, state = _read_pretrained(path)
+    if config is not None:
+        front = state["frontend"]
+        ours = {k: config.to_dict()[k] for k in front}
+        if ours != front:
+            diff = ", ".join(
+                f"{k} {front[k]} (classifier: {ours[k]})" for k in front if ours[k] != front[k]
+            )
+            raise KwsosError(f"{path} was trained with another frontend: {diff}")
+    model = model_from_dict(state["model"])
+    model.load_state_dict(state["state_dict"])
+    return model
+
+
+def _member_hook(hook: Hook | None, member: int, n_members: int) -> Hook | None:
+    """Progress of network ``member`` of ``n_members`` reported as one run over all of them."""
+    if hook is None or n_members == 1:
+        return hook
+
+    def report(step: str, *, completed: int = 0, total: int = 0, **info: Any) -> None:
+        hook(step, completed=member * total + completed, total=n_members * total, **info)
+
+    return report
 
 
 def _check_split(known: list[str], unknown: list[str]) -> None:

@@ -118,3 +118,24 @@ def test_random_freq_warp_matches_interpolation_on_the_bin_axis_and_leaves_time_
         # reference: every frame's spectrum read at f / r (np.interp holds the edge values)
         ref = np.stack([np.interp(h / float(r[b]), h, x[b, t].numpy()) for t in range(16)])
         np.testing.assert_allclose(y[b].numpy(), ref, atol=1e-9)
+
+
+def test_change_speed_is_random_speed_with_a_given_factor_and_time_stretch_keeps_pitch():
+    from kwsos.augment import change_speed, random_time_stretch
+    from kwsos.openset import OpenSetClassifier
+
+    hz = OpenSetClassifier()._bin_hz()
+    x = torch.randn(3, 50, 64)
+    g = torch.Generator().manual_seed(5)
+    r = 1.0 + (torch.rand(3, generator=torch.Generator().manual_seed(5)) * 2 - 1) * 0.2
+    torch.testing.assert_close(random_speed(x, g, bin_hz=hz, max_change=0.2),
+                               change_speed(x, r, bin_hz=hz))  # fmt: skip
+    torch.testing.assert_close(change_speed(x, torch.tensor([1.0]), bin_hz=hz), x)
+    # tempo only: a steady tone stays in its bin, an onset at frame 30 moves to 30 / r
+    y = torch.zeros(1, 100, 64)
+    y[0, :, 20] = 1.0
+    y[0, 30, :] += 1.0
+    r = 1.0 + (torch.rand(1, generator=torch.Generator().manual_seed(2)) * 2 - 1) * 0.2
+    z = random_time_stretch(y, torch.Generator().manual_seed(2), max_change=0.2)
+    assert int(z[0, 5].argmax()) == 20 and torch.allclose(z[0, 5].sum(), torch.tensor(1.0))
+    assert abs(float(z[0].sum(dim=1).argmax()) - 30 / float(r)) <= 1.0

@@ -102,6 +102,9 @@ def test_paper_schedule():
     assert c.schedule(1) == (100, 8) and c.schedule(4) == (400, 32)  # Diss. 6.2.2
     assert OpenSetConfig(epochs=7, batch_size=5).schedule(4) == (7, 5)
     assert OpenSetConfig.from_dict(c.to_dict()) == c
+    # fine-tuning a pretrained network: the same number of steps for any number of shots
+    ft = OpenSetConfig(init="bundled")
+    assert ft.schedule(1) == (100, 8) and ft.schedule(2) == (50, 16) and ft.schedule(4) == (25, 32)
 
 
 def test_bad_input(fitted: OpenSetClassifier, tmp_path: Path):
@@ -145,3 +148,99 @@ def test_bad_input(fitted: OpenSetClassifier, tmp_path: Path):
         OpenSetConfig(threshold=2.0)
     with pytest.raises(KwsosError, match="directory"):
         fitted.save(tmp_path)
+
+
+def test_ensemble_embedding_is_the_mean_of_the_members_similarities():
+    shots = {k: clips(k, 1, i) for i, k in enumerate(KNOWN)}
+    xs = clips("warble", 2, 31) + clips("noise", 2, 32)
+    ens = OpenSetClassifier(OpenSetConfig(**TINY), epochs=5, ensemble=2, seed=4).fit(shots)
+    assert len(ens.models_) == 2 and len(ens.train_logs_) == 2
+    members = []
+    for m, model in enumerate(ens.models_):
+        one = OpenSetClassifier(OpenSetConfig(**TINY), epochs=5, seed=4 + m)
+        one.models_ = [model]
+        members.append(one.embed_features(one.features(xs)) @ one.embed_features(
+            one.features([x for v in shots.values() for x in v])).T)  # fmt: skip
+    emb = ens.transform(xs)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(emb @ ens.shot_embeddings_.T, np.mean(members, axis=0), atol=1e-5)
+    # the second member is the network a single fit with the next seed trains
+    single = OpenSetClassifier(OpenSetConfig(**TINY), epochs=5, seed=5).fit(shots)
+    for a, b in zip(single.models_[0].parameters(), ens.models_[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_reference_speeds_add_speed_changed_shots_as_references(tmp_path: Path):
+    shots = {k: clips(k, 2, i) for i, k in enumerate(KNOWN)}
+    plain = OpenSetClassifier(OpenSetConfig(**TINY), epochs=5, seed=2).fit(shots)
+    refs = OpenSetClassifier(
+        OpenSetConfig(**TINY), epochs=5, seed=2, reference_speeds=(0.9, 1.1)
+    ).fit(shots)
+    n = len(plain.shot_classes_)
+    assert len(refs.shot_classes_) == 3 * n
+    np.testing.assert_array_equal(refs.shot_ids_, np.tile(np.arange(n), 3))
+    np.testing.assert_array_equal(refs.shot_classes_, np.tile(plain.shot_classes_, 3))
+    np.testing.assert_allclose(refs.shot_embeddings_[:n], plain.shot_embeddings_, atol=1e-6)
+    # block 2 is the embedding of the shots played at 0.9 x speed
+    from kwsos.augment import change_speed
+
+    x = plain.features([c for k in sorted(shots) for c in shots[k]])
+    slow = change_speed(torch.from_numpy(x), torch.tensor([0.9]), bin_hz=plain._bin_hz())
+    np.testing.assert_allclose(
+        refs.shot_embeddings_[n : 2 * n], plain.embed_features(slow.numpy()), atol=1e-5
+    )
+    xs = clips("warble", 3, 41)
+    # more references: a clip's similarity to a class can only grow
+    assert np.all(refs.decision_function(xs) >= plain.decision_function(xs) - 1e-6)
+    clone = OpenSetClassifier.load(refs.save(tmp_path / "refs.osc"))
+    np.testing.assert_array_equal(clone.shot_ids_, refs.shot_ids_)
+    np.testing.assert_array_equal(clone.decision_function(xs), refs.decision_function(xs))
+    with pytest.raises(KwsosError, match="reference_speeds"):
+        OpenSetConfig(reference_speeds=(1.0,))
+
+
+def test_pretrained_network_is_the_starting_point(tmp_path: Path):
+    from kwsos.openset import load_pretrained, pretrain, save_pretrained
+
+    cfg = OpenSetConfig(**TINY)
+    rng = np.random.default_rng(0)
+    kinds = ["fast_beeps", "slow_beeps", "warble", "noise"]
+    x = OpenSetClassifier(cfg).features([alarm(k, rng) for k in kinds for _ in range(4)])
+    model, log = pretrain(x, np.repeat(kinds, 4), config=cfg, epochs=2, batch_size=8)
+    assert log["epochs_run"] == 2
+    path = save_pretrained(model, tmp_path / "pre.pt", config=cfg, info={"note": "test"})
+    loaded = load_pretrained(path)
+    for a, b in zip(model.parameters(), loaded.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    shots = {k: clips(k, 1, i) for i, k in enumerate(KNOWN)}
+    # epochs=0: the pretrained embedding itself
+    frozen = OpenSetClassifier(cfg, init=str(path), epochs=0).fit(shots)
+    np.testing.assert_allclose(
+        frozen.shot_embeddings_,
+        OpenSetClassifier(cfg, init=str(path), epochs=0).fit(shots).shot_embeddings_,
+    )
+    for a, b in zip(model.parameters(), frozen.models_[0].parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    # fine-tuning starts from it and moves away
+    tuned = OpenSetClassifier(cfg, init=str(path), epochs=3).fit(shots)
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(model.parameters(), tuned.models_[0].parameters(), strict=True)
+    )
+    # keep_pretrained: the pretrained network is a member beside the fine-tuned one
+    both = OpenSetClassifier(cfg, init=str(path), epochs=3, keep_pretrained=True).fit(shots)
+    assert len(both.models_) == 2
+    xs = clips("warble", 2, 51)
+    half = np.mean([frozen.decision_function(xs), tuned.decision_function(xs)], axis=0)
+    # max over shots of the mean similarity (one shot per class: the mean of the maxima)
+    np.testing.assert_allclose(both.decision_function(xs), half, atol=1e-5)
+    clone = OpenSetClassifier.load(both.save(tmp_path / "both.osc"))
+    np.testing.assert_array_equal(clone.decision_function(xs), both.decision_function(xs))
+    with pytest.raises(KwsosError, match="needs a pretrained"):
+        OpenSetConfig(keep_pretrained=True)
+    with pytest.raises(KwsosError, match="n_mels 32 .classifier: 40"):
+        OpenSetClassifier(cfg.replace(n_mels=40), init=str(path), epochs=0).fit(shots)
+    with pytest.raises(KwsosError, match="not found"):
+        OpenSetClassifier(cfg, init=str(tmp_path / "none.pt")).fit(shots)
+    with pytest.raises(KwsosError, match="positive"):
+        OpenSetConfig(epochs=0)

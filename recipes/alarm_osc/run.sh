@@ -8,9 +8,9 @@
 #   stage 2: the results table (local/make_table.py -> $exp/table.md)
 #
 # Usage: ./run.sh [--stage 0] [--stop_stage 2] [--bench DIR] [--exp DIR] [--seeds 0,1,2,3,4]
-#                 [--settings 1shot_low,...] [--folds spread|all] [--config conf/osc.json]
-#                 [--thresholds low=0.6,middle=0.65,high=0.75] [--epochs 1=300,2=150,4=75]
-#                 [--jobs 1] [--threads 1]
+#                 [--settings 1shot_low,...] [--folds spread|all] [--config conf/pretrained.json]
+#                 [--thresholds low=0.55,...] [--epochs 1=100,...] (default: the config's "recipe")
+#                 [--jobs 2] [--threads 1]
 #                 [--bench_seed 0] [--bench_opts "--classes a,b --clips-per-class 8 ..."]
 #                 [--dataset DIR]   (the real Naranjo-Alcazar dataset instead of the benchmark)
 set -euo pipefail
@@ -30,10 +30,10 @@ exp=$root/exp/alarm_osc
 seeds=0,1,2,3,4
 settings=""
 folds=spread
-config=$here/conf/osc.json
-thresholds="low=0.6,middle=0.65,high=0.75"
-epochs="1=300,2=150,4=75"
-jobs=1
+config=$here/conf/pretrained.json
+thresholds=""
+epochs=""
+jobs=2
 threads=1
 
 while [ $# -gt 0 ]; do
@@ -81,7 +81,8 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "stage 1: settings x seeds -> $exp/runs.jsonl"
   "$python" "$here/local/run_settings.py" --prepared "$prepared" --out "$exp" \
     --seeds "$seeds" --settings "$settings" --folds "$folds" --config "$config" \
-    --thresholds "$thresholds" --epochs "$epochs" --jobs "$jobs" --threads "$threads"
+    ${thresholds:+--thresholds "$thresholds"} ${epochs:+--epochs "$epochs"} \
+    --jobs "$jobs" --threads "$threads"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

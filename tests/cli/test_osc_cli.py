@@ -152,3 +152,38 @@ def test_user_errors(data: dict, tmp_path: Path):
         run("osc", "fit", data["shots"], "-m", model, "--estimate-threshold", "nonsense")
     )
     assert "nonsense" in line
+    line = one_error_line(
+        run("osc", "fit", data["shots"], "-m", model, "--pretrained", tmp_path / "none.pt")
+    )
+    assert "--pretrained" in line and "not found" in line
+    line = one_error_line(
+        run("osc", "fit", data["shots"], "-m", model, "--pretrained", "none", "--epochs", "0")
+    )
+    assert "needs a pretrained" in line
+
+
+def test_fit_pretrained_or_from_scratch(data: dict, tmp_path: Path):
+    """The default starts from the bundled network and keeps it; --pretrained none does not."""
+    from kwsos.openset import BUNDLED_PRETRAINED, PRETRAINED_SYSTEM, load_pretrained
+
+    bundled = tmp_path / "bundled.osc"
+    r = run("osc", "fit", data["shots"], "--model", bundled, "--epochs", "0")
+    assert r.exit_code == 0, r.output
+    clf = OpenSetClassifier.load(bundled)
+    assert clf.config.init == "bundled" and clf.threshold_ == PRETRAINED_SYSTEM["threshold"]
+    assert len(clf.models_) == 1  # --epochs 0: the bundled network alone, unchanged
+    ref = load_pretrained(BUNDLED_PRETRAINED)
+    for a, b in zip(ref.parameters(), clf.models_[0].parameters(), strict=True):
+        assert a.equal(b)
+    # 5 references per shot: the shot and the 4 speeds of PRETRAINED_SYSTEM
+    assert len(clf.shot_classes_) == 5 * 6
+    r = run("osc", "classify", *data["tests"], "--model", bundled, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["top_class"] for row in rows] == ["slow_beeps"] * 2 + ["warble"] * 2
+
+    scratch = tmp_path / "scratch.osc"
+    r = run("osc", "fit", data["shots"], "-m", scratch, "--pretrained", "none", "--epochs", "2")
+    assert r.exit_code == 0, r.output
+    clf = OpenSetClassifier.load(scratch)
+    assert clf.config.init is None and len(clf.models_) == 1 and clf.threshold_ == 0.65

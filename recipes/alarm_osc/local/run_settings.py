@@ -159,11 +159,13 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "top1_auc": top1_auc(y, pred.top_class, pred.decision_scores, unknown_label=UNKNOWN),
         "top1_eer": top1_eer(y, pred.top_class, pred.decision_scores, unknown_label=UNKNOWN),
         "epochs": clf.train_log_["epochs_run"],
-        "final_loss": clf.train_log_["losses"][-1],
+        "final_loss": (clf.train_log_["losses"] or [float("nan")])[-1],
         "final_scale": (clf.train_log_.get("scales") or [float("nan")])[-1],
         "fit_s": round(t_fit, 2),
         "run_s": round(t_all, 2),
     }
+    if job.get("emb_dir"):
+        _save_embeddings(clf, job, config.seed, y, test_rows)
     if job["scores_dir"]:
         np.savez_compressed(
             Path(job["scores_dir"])
@@ -177,6 +179,42 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+#: Speed factors of the shot embeddings kept by ``--save-embeddings`` (backend ablations).
+EMB_SPEEDS = (0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06, 1.08, 1.1, 1.12)
+
+
+def _save_embeddings(
+    clf: OpenSetClassifier, job: dict[str, Any], seed: int, y: np.ndarray, test_rows: list
+) -> None:
+    """Test-clip and shot embeddings (the shots at every ``EMB_SPEEDS`` factor) of one run, for
+    backend ablations without retraining (``local/backend_ablation.py``)."""
+    import torch
+
+    from kwsos.augment import change_speed
+
+    train_rows = read_csv(job["train"])
+    shots = _CACHE.get([r["path"] for r in train_rows])
+    names = clf.classes_ + clf.unknown_classes_
+    label = [r["label"] if r["role"] == "known" else r["class"] for r in train_rows]
+    xt = torch.from_numpy(shots)
+    by_speed = [
+        clf.embed_features(
+            shots if r == 1.0 else change_speed(xt, torch.tensor([r]), bin_hz=clf._bin_hz()).numpy()
+        )
+        for r in EMB_SPEEDS
+    ]
+    np.savez_compressed(
+        Path(job["emb_dir"]) / f"{job['setting']}_seed{seed}_fold{job['fold']:02d}.npz",
+        test=clf.embed_features(_CACHE.get([r["path"] for r in test_rows])),
+        y=y.astype(str),
+        shots=np.stack(by_speed),
+        speeds=np.asarray(EMB_SPEEDS),
+        shot_class=np.asarray([names.index(n) for n in label]),
+        classes=np.asarray(clf.classes_),
+        unknown_classes=np.asarray(clf.unknown_classes_),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--prepared", type=Path, required=True, help="folder with index.csv")
@@ -187,17 +225,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, help="JSON file of OpenSetConfig fields")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="override one OpenSetConfig field, e.g. --set epochs_per_shot=25")  # fmt: skip
-    p.add_argument("--thresholds", default="low=0.6,middle=0.65,high=0.75",
-                   help="similarity threshold, one value or per openness level (Diss. 6.2.2)")  # fmt: skip
-    p.add_argument("--epochs", default="",
-                   help="epochs by shots, e.g. 1=300,2=150,4=75 (default: the config's rule)")  # fmt: skip
+    p.add_argument("--thresholds", default=None,
+                   help="similarity threshold, one value or per openness level (default: the "
+                   "config file's recipe.thresholds, else 0.6 / 0.65 / 0.75 as Diss. 6.2.2)")  # fmt: skip
+    p.add_argument("--epochs", default=None,
+                   help="epochs by shots, e.g. 1=300,2=150,4=75 (default: the config file's "
+                   "recipe.epochs, else the OpenSetConfig rule)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="torch threads per job")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     p.add_argument("--save-scores", action="store_true", help="keep per-clip scores (npz)")
+    p.add_argument("--save-embeddings", action="store_true",
+                   help="keep test and (speed-changed) shot embeddings for backend ablations")  # fmt: skip
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     options: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
+    # recipe-level settings of the config file (not OpenSetConfig fields)
+    recipe = options.pop("recipe", {})
+    if args.thresholds is None:
+        args.thresholds = recipe.get("thresholds", "low=0.6,middle=0.65,high=0.75")
+    if args.epochs is None:
+        args.epochs = recipe.get("epochs", "")
+    init = options.get("init")
+    if init and init != "bundled" and args.config and not Path(init).is_absolute():
+        # a pretrained network named in a config file: relative to that file
+        options["init"] = str((args.config.parent / options["init"]).resolve())
     for item in args.set:
         key, _, value = item.partition("=")
         options[key] = json.loads(value)
@@ -227,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     scores_dir = args.out / "scores" if args.save_scores else None
     if scores_dir:
         scores_dir.mkdir(exist_ok=True)
+    emb_dir = args.out / "embeddings" if args.save_embeddings else None
+    if emb_dir:
+        emb_dir.mkdir(exist_ok=True)
     jobs = []
     for setting in wanted:
         rows = {int(r["fold"]): r for r in by_setting[setting]}
@@ -244,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fold": fold, "train": r["train"], "test": r["test"],
                     "config": cfg.to_dict(), "threads": args.threads,
                     "scores_dir": str(scores_dir) if scores_dir else "",
+                    "emb_dir": str(emb_dir) if emb_dir else "",
                 })  # fmt: skip
     # biggest runs first, so that parallel workers finish together
     jobs.sort(key=lambda j: -j["shots"])

@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Pretrain the open-set clip network on procedurally generated classes.
+
+Reads the log-Mel clips of ``data_prep.make_alarm_pretrain`` and trains the network of the
+recipe's configuration (``--config``) on them with :func:`kwsos.openset.pretrain`; writes it
+with :func:`kwsos.openset.save_pretrained` for ``OpenSetConfig(init=...)``.
+
+    python local/pretrain.py ../../data/alarm_pretrain/features.npz \\
+        --config conf/osc.json --epochs 30 --out pretrained/alarm_pretrain.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kwsos.openset import OpenSetConfig, pretrain, save_pretrained
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("features", type=Path, help="npz of data_prep.make_alarm_pretrain")
+    p.add_argument("--config", type=Path, help="JSON file of OpenSetConfig fields")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop at this budget")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    options = json.loads(args.config.read_text()) if args.config else {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        options[key] = json.loads(value)
+    options.setdefault("device", "cpu")
+    if args.threads:
+        options["threads"] = args.threads
+    config = OpenSetConfig.from_dict(options)
+    with np.load(args.features) as z:
+        x, labels, data = z["features"], z["labels"], json.loads(str(z["config"]))
+    front = {k: config.to_dict()[k] for k in ("clip_s", "n_mels", "win_samples", "hop_samples")}
+    if any(data[k] != v for k, v in front.items()):
+        raise SystemExit(f"error: {args.features} has frontend {data}, the config {front}")
+    t0 = time.perf_counter()
+    model, log = pretrain(
+        x.astype(np.float32),
+        labels,
+        config=config,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_minutes=args.max_minutes,
+    )
+    info = {
+        "data": {**data, "path": str(args.features), "clips": len(x)},
+        "epochs": log["epochs_run"],
+        "batch_size": args.batch_size,
+        "config": config.to_dict(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "final_loss": log["losses"][-1],
+    }
+    save_pretrained(model, args.out, config=config, info=info)
+    logging.info("pretrained in %.0f s -> %s", info["seconds"], args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
