@@ -6,7 +6,7 @@ recipe's configuration (``--config``) on them with :func:`kwsos.openset.pretrain
 with :func:`kwsos.openset.save_pretrained` for ``OpenSetConfig(init=...)``.
 
     python local/pretrain.py ../../data/alarm_pretrain/features.npz \\
-        --config conf/osc.json --epochs 30 --out pretrained/alarm_pretrain.pt
+        --config conf/direct.json --epochs 30 --out ../../kwsos/data/osc_pretrained.pt
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     options = json.loads(args.config.read_text()) if args.config else {}
+    options.pop("recipe", None)  # recipe-level settings of the config file
+    for key in ("init", "keep_pretrained", "reference_speeds"):  # not pretraining settings
+        options.pop(key, None)
     for item in args.set:
         key, _, value = item.partition("=")
         options[key] = json.loads(value)
