@@ -33,6 +33,21 @@ Differences from the paper, on purpose:
   benchmark the closed-set accuracy of 1-shot models rose from 44 % to 79 % (100 epochs; see
   ``recipes/alarm_osc/README.md``).
 
+Beyond the paper (all off by default, so that ``OpenSetClassifier()`` is the paper's system):
+
+* **a pretrained starting point** (``init``): :func:`pretrain` trains the same network on many
+  labelled classes (e.g. the procedurally generated alarm-like classes of
+  :mod:`data_prep.make_alarm_pretrain`, each played by several devices), :func:`save_pretrained`
+  writes it, and a fit fine-tunes it on the shots (``finetune_epochs / shots`` epochs) or, with
+  ``epochs=0``, uses it as it is. ``init="bundled"`` is the network shipped with kwsos;
+  ``keep_pretrained`` keeps the unchanged network beside the fine-tuned one. The CLI and the
+  ``recipes/alarm_osc`` default use :data:`PRETRAINED_SYSTEM` (mean weighted accuracy on the
+  local alarm benchmark 97.0 %, the direct system 87.6 %: ``recipes/alarm_osc/RESULTS.md``);
+* **ensembles** (``ensemble``): several networks, a clip's embedding being their normalised
+  embeddings side by side (so similarities are averaged);
+* **speed-changed references** (``reference_speeds``): each shot is also a reference of its
+  class played a little faster or slower (:func:`kwsos.augment.change_speed`).
+
 Threshold. ``OpenSetConfig.threshold`` fixes it (the paper's way). When it is ``None`` it is
 estimated at :meth:`OpenSetClassifier.fit` with a :mod:`kwsos.thresholds` estimator fitted on
 *leave-one-out* anomaly scores of the training shots: for every shot of a class with at least

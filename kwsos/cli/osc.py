@@ -111,8 +111,8 @@ def fit(
         typer.Option(
             help="Network to start from: 'bundled' (shipped with kwsos, pretrained on generated "
             "alarm-like sounds; it is fine-tuned on your shots and also kept as it is), 'none' "
-            "(a random start: the paper's directly trained system, better with 4+ shots of "
-            "sounds unlike alarms) or a file written by recipes/alarm_osc/local/pretrain.py.",
+            "(a random start: the paper's directly trained system) or a file written by "
+            "recipes/alarm_osc/local/pretrain.py.",
         ),
     ] = "bundled",
     threshold: Annotated[
