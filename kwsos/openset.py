@@ -149,7 +149,8 @@ class OpenSetConfig:
         ``"bundled"``: the network shipped with kwsos (:data:`BUNDLED_PRETRAINED`, pretrained
         on procedurally generated alarm-like sounds, see ``recipes/alarm_osc``). It is the
         starting point of training instead of a random initialisation; its architecture
-        replaces ``dim``, ``channels`` and ``blocks_per_stage``. With ``epochs=0`` the shots are
+        replaces ``dim``, ``channels`` and ``blocks_per_stage``, and the frontend settings
+        must be the ones it was trained with (:func:`pretrained_frontend`). With ``epochs=0`` the shots are
         not trained on at all (the pretrained embedding as it is). Not in the paper.
     keep_pretrained
         With ``init``: the pretrained network, unchanged, is one more member of the ensemble

@@ -244,3 +244,27 @@ def test_pretrained_network_is_the_starting_point(tmp_path: Path):
         OpenSetClassifier(cfg, init=str(tmp_path / "none.pt")).fit(shots)
     with pytest.raises(KwsosError, match="positive"):
         OpenSetConfig(epochs=0)
+
+
+def test_loads_a_format_1_file(fitted: OpenSetClassifier, tmp_path: Path):
+    """Files written before ensembles (one "model" entry, no shot_ids) still load."""
+    model = fitted.models_[0]
+    state = {
+        "format": "kwsos-openset/1",
+        "kwsos_version": "0.1.0",
+        "config": fitted.config.to_dict(),
+        "model": model.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "classes": list(fitted.classes_),
+        "unknown_classes": list(fitted.unknown_classes_),
+        "shot_embeddings": torch.from_numpy(fitted.shot_embeddings_.copy()),
+        "shot_classes": torch.from_numpy(fitted.shot_classes_.astype(np.int64)),
+        "threshold": float(fitted.threshold_),
+        "train_log": fitted.train_log_,
+    }
+    path = tmp_path / "old.osc"
+    torch.save(state, path)
+    old = OpenSetClassifier.load(path)
+    xs = clips("warble", 2, 61)
+    np.testing.assert_array_equal(old.decision_function(xs), fitted.decision_function(xs))
+    np.testing.assert_array_equal(old.shot_ids_, np.arange(len(fitted.shot_classes_)))
