@@ -60,6 +60,7 @@ a development benchmark.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -490,9 +491,7 @@ class OpenSetClassifier:
         :meth:`features`), e.g. to share one feature pass between many fits in a recipe."""
         import torch
 
-        from kwsos.losses import SubClusterAdaCos
         from kwsos.models import ClipResNet
-        from kwsos.training import TrainConfig, train
 
         c = self.config
         known = _check_classes(features, "features", c.unknown_label)
@@ -523,68 +522,47 @@ class OpenSetClassifier:
             epochs,
             batch,
         )
-        targets = np.eye(len(names), dtype=np.float32)[class_ids]
+        # the pretrained network is read once; every member starts from a copy of it
+        pretrained = load_pretrained(c.init, config=c).eval() if c.init else None
         models, logs = [], []
-        if c.init and c.keep_pretrained and epochs > 0:
-            models.append(load_pretrained(c.init, config=c).eval())
-            logs.append({"epochs_run": 0, "losses": [], "scales": [], "seconds": 0.0})
+        if pretrained is not None and c.keep_pretrained and epochs > 0:
+            models.append(pretrained)
+            logs.append(copy.deepcopy(_UNTRAINED_LOG))
         for m in range(c.ensemble):
             seed = c.seed + m
             torch.manual_seed(seed)  # network initialisation
-            if c.init:
-                model = load_pretrained(c.init, config=c)
+            if pretrained is not None:
+                model = copy.deepcopy(pretrained)
             else:
                 model = ClipResNet(
                     c.n_mels, c.dim, channels=c.channels, blocks_per_stage=c.blocks_per_stage
                 )
             if epochs == 0:
-                models.append(model.eval())
-                logs.append({"epochs_run": 0, "losses": [], "scales": [], "seconds": 0.0})
-                continue
-            loss = SubClusterAdaCos(
-                len(names), model.dim, n_centers=1, trainable_centers=False, seed=seed
-            )
-            tcfg = TrainConfig(
-                epochs=epochs,
-                batch_size=batch,
-                lr=c.lr,
-                mixup=c.mixup,
-                augment=c.time_shift or max(c.colouring, c.speed, c.pitch, c.stretch) > 0,
-                seed=seed,
-                device=c.device,
-                threads=c.threads,
-            )
-            member = _member_hook(hook, m, c.ensemble)
-            try:
-                tlog = train(
-                    model, loss, x, (targets,), class_ids, tcfg, augment=self._augment, hook=member
+                logs.append(copy.deepcopy(_UNTRAINED_LOG))
+            else:
+                logs.append(
+                    self._train_network(
+                        model,
+                        x,
+                        class_ids,
+                        len(names),
+                        epochs=epochs,
+                        batch_size=batch,
+                        seed=seed,
+                        hook=_member_hook(hook, m, c.ensemble),
+                    )
                 )
-            except FloatingPointError as exc:
-                raise KwsosError(f"training diverged: {exc}") from None
-            scales = getattr(tlog, "scales", [])
-            if scales and not (math.isfinite(scales[-1]) and scales[-1] < 1e3):
-                log.warning("the AdaCos scale ended at %.3g (diverging?)", scales[-1])
             models.append(model.eval())
-            logs.append(tlog.to_dict())
         self.models_ = models
         self.classes_ = known
         self.unknown_classes_ = unknown
         self.train_logs_ = logs
         self.train_log_ = logs[-1]
-        refs, ref_classes, ref_ids = [x], [class_ids], [np.arange(len(x))]
-        if c.reference_speeds:
-            import torch
-
-            from kwsos.augment import change_speed
-
-            xt = torch.from_numpy(x)
-            for r in c.reference_speeds:
-                refs.append(change_speed(xt, torch.tensor([r]), bin_hz=self._bin_hz()).numpy())
-                ref_classes.append(class_ids)
-                ref_ids.append(np.arange(len(x)))
+        # the shots, then one block of speed-changed shots per reference speed
+        refs = [x] + [self.change_speed(x, r) for r in c.reference_speeds]
         self.shot_embeddings_ = self.embed_features(np.concatenate(refs))
-        self.shot_classes_ = np.concatenate(ref_classes)
-        self.shot_ids_ = np.concatenate(ref_ids)
+        self.shot_classes_ = np.tile(class_ids, len(refs))
+        self.shot_ids_ = np.tile(np.arange(len(x)), len(refs))
         self.threshold_ = (
             float(c.threshold) if c.threshold is not None else self._estimate_threshold()
         )
@@ -595,6 +573,62 @@ class OpenSetClassifier:
             self.threshold_,
         )
         return self
+
+    def _train_network(
+        self,
+        model: Any,
+        x: np.ndarray,
+        class_ids: np.ndarray,
+        n_classes: int,
+        *,
+        epochs: int,
+        batch_size: int,
+        seed: int,
+        hook: Hook | None = None,
+        max_minutes: float | None = None,
+    ) -> dict[str, Any]:
+        """Train ``model`` in place to tell ``n_classes`` classes apart (sub-cluster AdaCos with
+        one fixed centre per class, mixup and this configuration's augmentations; Diss. 6.2.2);
+        the training log as a dict."""
+        from kwsos.losses import SubClusterAdaCos
+        from kwsos.training import TrainConfig, train
+
+        c = self.config
+        loss = SubClusterAdaCos(
+            n_classes, model.dim, n_centers=1, trainable_centers=False, seed=seed
+        )
+        targets = np.eye(n_classes, dtype=np.float32)[class_ids]
+        tcfg = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=c.lr,
+            mixup=c.mixup,
+            augment=c.time_shift or max(c.colouring, c.speed, c.pitch, c.stretch) > 0,
+            max_minutes=max_minutes,
+            seed=seed,
+            device=c.device,
+            threads=c.threads,
+        )
+        try:
+            tlog = train(
+                model, loss, x, (targets,), class_ids, tcfg, augment=self._augment, hook=hook
+            )
+        except FloatingPointError as exc:
+            raise KwsosError(f"training diverged: {exc}") from None
+        scales = getattr(tlog, "scales", [])
+        if scales and not (math.isfinite(scales[-1]) and scales[-1] < 1e3):
+            log.warning("the AdaCos scale ended at %.3g (diverging?)", scales[-1])
+        return tlog.to_dict()
+
+    def change_speed(self, x: np.ndarray, speed: float) -> np.ndarray:
+        """Log-Mel clips ``(n, n_frames, n_mels)`` played ``speed`` times faster (pitch and tempo
+        together, :func:`kwsos.augment.change_speed`), e.g. extra references of the shots."""
+        import torch
+
+        from kwsos.augment import change_speed
+
+        xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+        return change_speed(xt, torch.tensor([float(speed)]), bin_hz=self._bin_hz()).numpy()
 
     def _augment(self, x: Any, generator: Any) -> Any:
         from kwsos.augment import (
@@ -612,10 +646,10 @@ class OpenSetClassifier:
             x = random_freq_warp(x, generator, bin_hz=self._bin_hz(), max_change=c.pitch)
         if c.stretch > 0:
             x = random_time_stretch(x, generator, max_change=c.stretch)
-        if self.config.time_shift:
+        if c.time_shift:
             x = random_time_shift(x, generator)
-        if self.config.colouring > 0:
-            x = random_colouring(x, generator, max_gain=self.config.colouring)
+        if c.colouring > 0:
+            x = random_colouring(x, generator, max_gain=c.colouring)
         return x
 
     def _bin_hz(self) -> Any:
@@ -884,9 +918,7 @@ def pretrain(
     """
     import torch
 
-    from kwsos.losses import SubClusterAdaCos
     from kwsos.models import ClipResNet
-    from kwsos.training import TrainConfig, train
 
     c = config if config is not None else OpenSetConfig()
     x = np.asarray(features, np.float32)
@@ -896,22 +928,11 @@ def pretrain(
         raise KwsosError("pretraining needs at least two classes")
     torch.manual_seed(c.seed)
     model = ClipResNet(c.n_mels, c.dim, channels=c.channels, blocks_per_stage=c.blocks_per_stage)
-    loss = SubClusterAdaCos(n_classes, c.dim, n_centers=1, trainable_centers=False, seed=c.seed)
-    targets = np.eye(n_classes, dtype=np.float32)[class_ids]
-    tcfg = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=c.lr,
-        mixup=c.mixup,
-        augment=True,
-        max_minutes=max_minutes,
-        seed=c.seed,
-        device=c.device,
-        threads=c.threads,
-    )
-    clf = OpenSetClassifier(c)
-    tlog = train(model, loss, x, (targets,), class_ids, tcfg, augment=clf._augment, hook=hook)
-    return model.eval(), tlog.to_dict()
+    tlog = OpenSetClassifier(c)._train_network(
+        model, x, class_ids, n_classes, epochs=epochs, batch_size=batch_size, seed=c.seed,
+        hook=hook, max_minutes=max_minutes,
+    )  # fmt: skip
+    return model.eval(), tlog
 
 
 def save_pretrained(
@@ -975,6 +996,10 @@ def load_pretrained(path: str | Path, *, config: OpenSetConfig | None = None) ->
     model = model_from_dict(state["model"])
     model.load_state_dict(state["state_dict"])
     return model
+
+
+#: Training log of a network used as it is (no training on the shots).
+_UNTRAINED_LOG: dict[str, Any] = {"epochs_run": 0, "losses": [], "scales": [], "seconds": 0.0}
 
 
 def _member_hook(hook: Hook | None, member: int, n_members: int) -> Hook | None:

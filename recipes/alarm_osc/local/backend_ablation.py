@@ -5,7 +5,7 @@ Reads the embeddings kept by ``local/run_settings.py --save-embeddings``
 (``<exp>/embeddings/<setting>_seed<S>_fold<F>.npz``: test clips, and the shots played at the
 speed factors ``EMB_SPEEDS``) and scores every run again with other reference sets
 (``--speeds``: which speed-changed copies of the shots are references, 1 = the shots alone, the
-paper's backend) and thresholds (``--thresholds``), with the decision rule of
+paper's backend) and thresholds (``--thresholds``) with
 :meth:`kwsos.openset.OpenSetClassifier.decide`. Prints the mean weighted accuracy per setting
 and over the 9 settings for every combination, and the best threshold per openness level.
 
@@ -26,39 +26,32 @@ from pathlib import Path
 import numpy as np
 
 from kwsos.metrics import weighted_accuracy
+from kwsos.openset import OpenSetClassifier, OpenSetPrediction
 
 UNKNOWN = "unknown"
 LEVELS = ("low", "middle", "high")
 
 
-def similarities(run: dict[str, np.ndarray], speeds: list[float]) -> tuple[np.ndarray, ...]:
-    """Best known class, its similarity and the best known-unknown similarity of every test
-    clip, with the shots at ``speeds`` as references."""
+def predict(run: dict[str, np.ndarray], speeds: list[float]) -> OpenSetPrediction:
+    """Decisions for the test clips of one run with the shots at ``speeds`` as references, by
+    :meth:`OpenSetClassifier.decide` itself (its networks are not needed: the embeddings are
+    given). A clip is rejected at threshold ``t`` exactly when its ``decision_scores`` < t."""
     idx = [int(np.argmin(np.abs(run["speeds"] - r))) for r in speeds]
     if not np.allclose(run["speeds"][idx], speeds):
         raise SystemExit(f"error: speeds {speeds} not all among {run['speeds'].tolist()}")
-    refs = np.concatenate([run["shots"][i] for i in idx])
-    ref_class = np.tile(run["shot_class"], len(idx))
-    sims = run["test"].astype(np.float64) @ refs.astype(np.float64).T
-    n_known = len(run["classes"])
-    n_cls = n_known + len(run["unknown_classes"])
-    per_class = np.stack([sims[:, ref_class == k].max(axis=1) for k in range(n_cls)], axis=1)
-    known = per_class[:, :n_known]
-    best = known.argmax(axis=1)
-    score = known[np.arange(len(known)), best]
-    unknown_sim = (
-        per_class[:, n_known:].max(axis=1) if n_cls > n_known else np.full(len(score), -np.inf)
-    )
-    return best, score, unknown_sim
+    clf = OpenSetClassifier(unknown_label=UNKNOWN)
+    clf.models_ = []  # fitted state without networks: decide() works on embeddings
+    clf.classes_ = run["classes"].tolist()
+    clf.unknown_classes_ = run["unknown_classes"].tolist()
+    clf.shot_embeddings_ = np.concatenate([run["shots"][i] for i in idx])
+    clf.shot_classes_ = np.tile(run["shot_class"], len(idx))
+    clf.threshold_ = 0.0
+    return clf.decide(run["test"])
 
 
-def decide(
-    run: dict[str, np.ndarray], sims: tuple[np.ndarray, ...], threshold: float
-) -> np.ndarray:
-    """Labels of the test clips (the rule of ``OpenSetClassifier.decide``)."""
-    best, score, unknown_sim = sims
-    reject = (score < threshold) | (unknown_sim > score)
-    return np.where(reject, UNKNOWN, run["classes"][best]).astype(object)
+def labels_at(pred: OpenSetPrediction, threshold: float) -> np.ndarray:
+    """The labels ``decide`` gives at ``threshold`` (the rule of :class:`OpenSetPrediction`)."""
+    return np.where(pred.decision_scores < threshold, UNKNOWN, pred.top_class).astype(object)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         wa: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for shots, level, run in runs:
             y = run["y"].astype(object)
-            sims = similarities(run, speeds)
+            pred = predict(run, speeds)
             for t in thresholds:
-                labels = decide(run, sims, t)
+                labels = labels_at(pred, t)
                 wa[level][t][shots].append(
                     weighted_accuracy(y, labels, unknown_label=UNKNOWN, rejection_term="unknown")
                 )

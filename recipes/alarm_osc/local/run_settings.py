@@ -188,20 +188,12 @@ def _save_embeddings(
 ) -> None:
     """Test-clip and shot embeddings (the shots at every ``EMB_SPEEDS`` factor) of one run, for
     backend ablations without retraining (``local/backend_ablation.py``)."""
-    import torch
-
-    from kwsos.augment import change_speed
-
     train_rows = read_csv(job["train"])
     shots = _CACHE.get([r["path"] for r in train_rows])
     names = clf.classes_ + clf.unknown_classes_
     label = [r["label"] if r["role"] == "known" else r["class"] for r in train_rows]
-    xt = torch.from_numpy(shots)
     by_speed = [
-        clf.embed_features(
-            shots if r == 1.0 else change_speed(xt, torch.tensor([r]), bin_hz=clf._bin_hz()).numpy()
-        )
-        for r in EMB_SPEEDS
+        clf.embed_features(shots if r == 1.0 else clf.change_speed(shots, r)) for r in EMB_SPEEDS
     ]
     np.savez_compressed(
         Path(job["emb_dir"]) / f"{job['setting']}_seed{seed}_fold{job['fold']:02d}.npz",
