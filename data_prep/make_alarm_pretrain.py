@@ -281,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="processes rendering classes")
     args = p.parse_args(argv)
+    if args.classes < 2:
+        p.error(
+            f"--classes must be at least 2 (a network learns to tell classes apart), got {args.classes}"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     make_alarm_pretrain(args.out, classes=args.classes, seed=args.seed, jobs=args.jobs)
     return 0

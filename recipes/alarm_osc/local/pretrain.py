@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsos.errors import KwsosError
 from kwsos.openset import OpenSetConfig, pretrain, save_pretrained
 
 
@@ -46,20 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         options["threads"] = args.threads
     config = OpenSetConfig.from_dict(options)
-    with np.load(args.features) as z:
-        x, labels, data = z["features"], z["labels"], json.loads(str(z["config"]))
+    try:
+        with np.load(args.features) as z:
+            x, labels, data = z["features"], z["labels"], json.loads(str(z["config"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(
+            f"error: cannot read {args.features} as data_prep.make_alarm_pretrain output: {exc}"
+        ) from None
     front = {k: config.to_dict()[k] for k in ("clip_s", "n_mels", "win_samples", "hop_samples")}
     if any(data[k] != v for k, v in front.items()):
         raise SystemExit(f"error: {args.features} has frontend {data}, the config {front}")
     t0 = time.perf_counter()
-    model, log = pretrain(
-        x.astype(np.float32),
-        labels,
-        config=config,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        max_minutes=args.max_minutes,
-    )
+    try:
+        model, log = pretrain(
+            x.astype(np.float32), labels, config=config, epochs=args.epochs,
+            batch_size=args.batch_size, max_minutes=args.max_minutes,
+        )  # fmt: skip
+    except KwsosError as exc:
+        raise SystemExit(f"error: {exc}") from None
     info = {
         "data": {**data, "path": str(args.features), "clips": len(x)},
         "epochs": log["epochs_run"],
