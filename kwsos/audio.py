@@ -4,11 +4,14 @@ The frontend follows Diss. 6.3.4 / the TACos paper (Sec. 2.1): convert to a sing
 normalise the amplitude by the maximum absolute value, resample to 16 kHz and high-pass filter
 at 50 Hz.
 
-Two entry points share one code path:
+Three entry points share one frontend:
 
 * :func:`load_audio` returns a whole (short) file, e.g. an enrollment shot;
 * :func:`stream_audio` yields a long recording block by block, so memory does not grow with the
-  recording's duration. :func:`load_audio` is ``np.concatenate(list(stream_audio(...)))``.
+  recording's duration. :func:`load_audio` is ``np.concatenate(list(stream_audio(...)))``;
+* :func:`prepare_array` gives a waveform the user passes as an array (16 kHz mono) the same
+  checks, peak normalisation and high-pass, so that a signal gives the same samples whether it
+  comes as a file or as an array (:func:`load_clip` takes either).
 
 Streaming details (why the blocks equal the whole-file result):
 
@@ -32,8 +35,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
-from kwsos._atomic import atomic_output
 from kwsos.errors import KwsosError
+from kwsos.io import atomic_output
 
 __all__ = [
     "SAMPLE_RATE",
@@ -42,6 +45,8 @@ __all__ = [
     "audio_info",
     "highpass_coefficients",
     "load_audio",
+    "load_clip",
+    "prepare_array",
     "stream_audio",
     "trim_silence",
     "write_audio",
@@ -242,6 +247,65 @@ def load_audio(
     blocks = list(
         stream_audio(path, sample_rate=sample_rate, highpass_hz=highpass_hz, normalize=normalize)
     )
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+
+def prepare_array(
+    wave: np.ndarray,
+    *,
+    what: str = "waveform",
+    sample_rate: int = SAMPLE_RATE,
+    highpass_hz: float | None = HIGHPASS_HZ,
+    normalize: bool = True,
+) -> np.ndarray:
+    """The frontend of :func:`stream_audio` for a waveform given as an array.
+
+    ``wave`` must be a non-empty 1-D numeric array at ``sample_rate`` (16 kHz for every kwsos
+    model). It is peak-normalised and high-passed exactly as a file holding the same samples
+    would be, and returned as float32 ``(n_samples,)``.
+
+    Raises
+    ------
+    AudioError
+        Not 1-D, empty, not numeric, NaN/inf samples or silent (``what`` names it).
+    """
+    x = np.asarray(wave)
+    if x.ndim != 1 or x.size == 0:
+        raise AudioError(
+            f"{what}: expected a non-empty 1-D waveform (mono, {sample_rate} Hz), got shape {x.shape}"
+        )
+    if not np.issubdtype(x.dtype, np.number):
+        raise AudioError(f"{what}: expected a numeric waveform, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise AudioError(f"{what}: the waveform contains NaN or infinite samples")
+    peak = float(np.max(np.abs(x)))
+    if peak <= SILENCE_PEAK:
+        raise AudioError(f"{what}: the waveform is silent (peak amplitude {peak:.2g})")
+    if normalize:
+        x = x / peak
+    if highpass_hz is not None:
+        b, a = highpass_coefficients(highpass_hz, sample_rate)
+        x = lfilter(b, a, x)
+    return x.astype(np.float32)
+
+
+def load_clip(
+    clip: str | Path | np.ndarray, *, what: str = "clip", max_s: float | None = None
+) -> np.ndarray:
+    """A file (:func:`stream_audio`) or a 16 kHz array (:func:`prepare_array`) as float32 16 kHz
+    mono, normalised and high-passed. ``max_s``: read a file only up to that many seconds (a
+    long recording is not loaded whole; its peak is still found over the whole file)."""
+    if isinstance(clip, np.ndarray):
+        return prepare_array(clip, what=what)
+    if max_s is None:
+        return load_audio(clip)
+    need, got, blocks = round(max_s * SAMPLE_RATE), 0, []
+    for block in stream_audio(clip, block_s=max(1.0, max_s)):
+        blocks.append(block)
+        got += len(block)
+        if got >= need:
+            break
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 

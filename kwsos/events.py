@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kwsos._atomic import atomic_output
 from kwsos.errors import KwsosError
 
 __all__ = [
@@ -27,7 +26,6 @@ __all__ = [
     "FORMATS",
     "format_events",
     "read_events",
-    "write_text_atomic",
 ]
 
 FORMATS = ("table", "csv", "json", "audacity")
@@ -175,12 +173,6 @@ def format_events(events: Sequence[Event], fmt: str) -> str:
     if fmt == "audacity":
         return "".join(f"{e.onset:.3f}\t{e.offset:.3f}\t{e.label}\n" for e in events)
     raise ValueError(f"unknown format {fmt!r}; choose one of csv, json, audacity")
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def events_by_file(events: Iterable[Event]) -> dict[str, list[Event]]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kwsos._atomic import atomic_output
 from kwsos.events import Event
+from kwsos.io import atomic_output
 
 __all__ = ["plot_cost_histogram", "plot_cost_timeline", "plot_keyword_f1"]
 

@@ -19,14 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from kwsos._atomic import atomic_output
-from kwsos.augment import mixup as mixup_batch
+from kwsos.config import Config
+from kwsos.hooks import Hook
+from kwsos.io import atomic_output
 
 __all__ = [
     "TrainConfig",
@@ -40,14 +39,18 @@ __all__ = [
     "train",
 ]
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 log = logging.getLogger(__name__)
 
-Hook = Callable[..., None]
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+#: ``augment(x, generator) -> x`` on a batch tensor (torch is imported only when training).
+Augment = Callable[[Any, Any], Any]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Optimisation settings.
 
     Attributes
@@ -97,13 +100,6 @@ class TrainConfig:
     threads: int | None = None
     precision: str = "auto"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
 
 @dataclass
 class TrainLog:
@@ -126,6 +122,8 @@ class TrainLog:
 
 
 def seed_everything(seed: int) -> None:
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds third-party code using the global RNG
     torch.manual_seed(seed)
@@ -167,6 +165,8 @@ def cpu_has_amx_bf16() -> bool:
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (``None``: plain float32)."""
+    import torch
+
     if precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
     if precision == "bf16":
@@ -177,6 +177,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def pick_device(device: str) -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -232,6 +234,10 @@ def train(
     checkpoint
         If given, the model and loss state are written there (atomically) after every epoch.
     """
+    import torch
+
+    from kwsos.augment import mixup as mixup_batch
+
     n = len(inputs)
     if n == 0:
         raise ValueError("no training samples")

@@ -46,10 +46,10 @@ def plain_config(**kw):
     """HFCC without CMVN (c1..c12 + deltas): on these synthetic words, separated by noise gaps,
     the sliding CMVN of the default HFCC would normalise shots and recording differently."""
     from kwsos.features import HFCC
-    from kwsos.kws import SpotterConfig
+    from kwsos.tasks.kws import SpotterConfig
 
-    options = {"features": HFCC(cmvn_frames=0, drop_c0=True).to_dict(), "threshold": 0.05, **kw}
-    return SpotterConfig(**options)
+    options = {"features": HFCC(cmvn_frames=0, drop_c0=True), "threshold": 0.05, **kw}
+    return SpotterConfig.from_flat(options)
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def audio_set(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def spotter(audio_set):
     """A plain-HFCC spotter enrolled with the two synthetic keywords of ``audio_set``."""
-    from kwsos.kws import KeywordSpotter
+    from kwsos.tasks.kws import KeywordSpotter
 
     s = KeywordSpotter(plain_config())
     for name, shots in audio_set["shots"].items():

@@ -86,9 +86,9 @@ def test_random_colouring_adds_one_smooth_curve_per_clip():
 
 
 def test_random_speed_moves_a_tone_and_an_onset():
-    from kwsos.openset import OpenSetClassifier
+    from kwsos.tasks.openset import OpenSetClassifier
 
-    hz = OpenSetClassifier()._bin_hz()  # centres of the 64 LogMel bins
+    hz = OpenSetClassifier().frontend.bin_hz()  # centres of the 64 LogMel bins
     x = torch.zeros(1, 100, 64)
     x[0, :, 40] = 1.0  # a steady tone in bin 40
     x[0, 50, :] += 1.0  # an onset at frame 50
@@ -122,9 +122,9 @@ def test_random_freq_warp_matches_interpolation_on_the_bin_axis_and_leaves_time_
 
 def test_change_speed_is_random_speed_with_a_given_factor_and_time_stretch_keeps_pitch():
     from kwsos.augment import change_speed, random_time_stretch
-    from kwsos.openset import OpenSetClassifier
+    from kwsos.tasks.openset import OpenSetClassifier
 
-    hz = OpenSetClassifier()._bin_hz()
+    hz = OpenSetClassifier().frontend.bin_hz()
     x = torch.randn(3, 50, 64)
     g = torch.Generator().manual_seed(5)
     r = 1.0 + (torch.rand(3, generator=torch.Generator().manual_seed(5)) * 2 - 1) * 0.2

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from kwsos.embeddings import EmbeddingFeatures
+from kwsos.embeddings.temporal import EmbeddingFeatures
 from kwsos.features import LogMel, gather_segments, inference_starts
 from kwsos.models import TemporalResNet
 

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from kwsos.events import Event, EventFileError, format_events, read_events, write_text_atomic
+from kwsos.events import Event, EventFileError, format_events, read_events
+from kwsos.io import write_text_atomic
 
 
 def test_read_csv_header_tab_and_headerless(tmp_path):

@@ -5,7 +5,7 @@ from conftest import plain_config
 from kwsos.errors import KwsosError
 from kwsos.events import Event, read_events
 from kwsos.features import MFCC
-from kwsos.kws import BankError, KeywordSpotter
+from kwsos.tasks.kws import BankError, KeywordSpotter
 from kwsos.metrics import event_based_scores
 
 
@@ -29,7 +29,7 @@ def test_loose_threshold_gives_false_alarms_and_tune_fixes_it(spotter, audio_set
         s2.enroll(name, shots)
     result = s2.tune([audio_set["recording"]], ref)
     assert result.scores.f1 == 1.0
-    assert s2.config.threshold == result.threshold
+    assert s2.config.decision.threshold == result.threshold
     assert result.f1.max() == 1.0 and result.f1.min() < 1.0
     assert event_based_scores(ref, s2.detect(audio_set["recording"])).f1 == 1.0
 
@@ -50,12 +50,12 @@ def test_save_load_round_trip(spotter, audio_set, tmp_path):
 def test_dba_and_mfcc_variants(audio_set):
     for config in (
         plain_config(templates="dba"),
-        plain_config(features=MFCC(cmvn_frames=0, drop_c0=True).to_dict()),
+        plain_config(features=MFCC(cmvn_frames=0, drop_c0=True)),
     ):
         s = KeywordSpotter(config)
         for name, shots in audio_set["shots"].items():
             s.enroll(name, shots)
-        if config.templates == "dba":
+        if config.backend.templates == "dba":
             assert all(len(s._templates(k)) == 1 for k in s.keywords)
         ref = read_events(audio_set["reference"])
         assert event_based_scores(ref, s.detect(audio_set["recording"])).f1 >= 0.8
@@ -105,7 +105,7 @@ def test_array_shots_and_event_type(audio_set):
 def _crafted_candidates(spotter, ref, costs_true, costs_false):
     """DTW candidates on the reference events (cost ``costs_true[label]``) plus false alarms of
     each keyword in the long gaps between events (cost ``costs_false[label]``)."""
-    from kwsos.backends.dtw import CANDIDATE_DTYPE
+    from kwsos.backends import CANDIDATE_DTYPE
 
     det = spotter.detector
     fps = spotter.extractor.frame_rate
@@ -151,14 +151,14 @@ def test_per_keyword_thresholds_tuned_by_coordinate_ascent(audio_set, monkeypatc
 
     glob = s.tune([audio_set["recording"]], ref)
     assert glob.scores.f1 < 1.0 and not glob.keyword_thresholds
-    assert s.config.keyword_thresholds == {}
+    assert s.config.decision.keyword_thresholds == {}
 
     res = s.tune([audio_set["recording"]], ref, per_keyword=True)
     assert res.global_scores.f1 == pytest.approx(glob.scores.f1)
     assert res.scores.f1 == 1.0
     kt = res.keyword_thresholds
     assert 0.10 <= kt["alpha"] < 0.25 and kt["beta"] >= 0.30
-    assert s.config.keyword_thresholds == kt
+    assert s.config.decision.keyword_thresholds == kt
     np.testing.assert_array_equal(s.thresholds, [kt["alpha"], kt["beta"]])
     # detect applies them (and the tuning F1 equals sed_eval's on the detections)
     est = s.detect(audio_set["recording"])
@@ -166,9 +166,9 @@ def test_per_keyword_thresholds_tuned_by_coordinate_ascent(audio_set, monkeypatc
     # an explicit threshold overrides both; set_threshold alone clears the per-keyword ones
     assert event_based_scores(ref, s.detect(audio_set["recording"], threshold=0.3)).f1 < 1.0
     s.remove("beta")
-    assert set(s.config.keyword_thresholds) == {"alpha"}
+    assert set(s.config.decision.keyword_thresholds) == {"alpha"}
     s.set_threshold(0.2)
-    assert s.config.keyword_thresholds == {}
+    assert s.config.decision.keyword_thresholds == {}
     with pytest.raises(BankError, match="not enrolled"):
         s.set_threshold(0.2, {"gamma": 0.1})
 
@@ -179,7 +179,7 @@ def test_keyword_thresholds_saved_with_the_bank(spotter, tmp_path):
     s.set_threshold(0.05, {"alpha": 0.04})
     s.save(tmp_path / "bank")
     loaded = KeywordSpotter.load(tmp_path / "bank")
-    assert loaded.config.keyword_thresholds == {"alpha": 0.04}
+    assert loaded.config.decision.keyword_thresholds == {"alpha": 0.04}
     np.testing.assert_array_equal(loaded.thresholds, [0.04, 0.05])
 
 

@@ -5,8 +5,8 @@ import pytest
 from conftest import SR, word
 
 from kwsos.errors import KwsosError
-from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
-from kwsos.kws_embeddings import (
+from kwsos.tasks.kws import KeywordSpotter, SpotterConfig, default_features
+from kwsos.embeddings.temporal import (
     NO_SPEECH,
     REVERSED_SUFFIX,
     EmbeddingTrainingConfig,
@@ -65,7 +65,7 @@ def test_lkw_has_one_position_and_no_reversed_option(rng):
 
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory, audio_set):
-    sp = KeywordSpotter(SpotterConfig(features=default_features("tacos"), training=TINY.to_dict()))
+    sp = KeywordSpotter(SpotterConfig(features=default_features("tacos"), training=TINY))
     for name, paths in audio_set["shots"].items():
         sp.enroll(name, paths)
     assert sp.needs_training
@@ -109,7 +109,7 @@ def test_inference_precision_switch(learned, audio_set):
     mode = sp.extractor.mode
     sp.set_inference(precision="fp32")
     assert (sp.extractor.mode, sp.extractor.precision) == (mode, "fp32")
-    assert sp.config.features["precision"] == "fp32"
+    assert sp.config.features.precision == "fp32"
     # templates are dropped and re-extracted with the new precision on the next detect
     assert all(kw.templates is None for kw in sp._keywords.values())
     sp.detect(audio_set["recording"], threshold=0.3)
@@ -126,7 +126,7 @@ def _saved(sp, tmp_path):
 
 def test_sliding_window_baseline_end_to_end(audio_set, tmp_path):
     cfg = TINY.to_dict()
-    sp = KeywordSpotter(SpotterConfig(features=default_features("sliding"), training=cfg))
+    sp = KeywordSpotter(SpotterConfig.for_features("sliding").replace(training=cfg))
     for name, paths in audio_set["shots"].items():
         sp.enroll(name, paths)
     sp.train_features()
@@ -143,7 +143,7 @@ def test_sliding_window_baseline_end_to_end(audio_set, tmp_path):
 
 
 def test_training_set_input_norm_matches_the_extractor(rng):
-    from kwsos.embeddings import EmbeddingFeatures
+    from kwsos.embeddings.temporal import EmbeddingFeatures
     from kwsos.features import training_segments
 
     shots = _shots(rng)
@@ -216,8 +216,8 @@ def test_tune_hfcc_weight_keeps_the_best_validation_weight(learned, audio_set, t
     f1 = {w: r.scores.f1 for w, r in results.items()}
     assert f1[best] == max(f1.values())
     assert best == min(w for w in f1 if f1[w] == f1[best])  # ties: the smaller weight
-    assert sp.extractor.hfcc_weight == best and sp.config.features["hfcc_weight"] == best
-    assert sp.config.threshold == results[best].threshold
+    assert sp.extractor.hfcc_weight == best and sp.config.features.hfcc_weight == best
+    assert sp.config.decision.threshold == results[best].threshold
     # the same as tuning that weight on its own
     ref_sp = KeywordSpotter.load(tmp_path / "b").set_inference(hfcc_weight=best)
     assert ref_sp.tune(rec, ref).threshold == results[best].threshold

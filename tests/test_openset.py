@@ -11,13 +11,14 @@ import torch
 from osc_alarms import KNOWN, SR, TINY, alarm, clips
 
 from kwsos.errors import KwsosError
-from kwsos.openset import MODEL_FORMAT, OpenSetClassifier, OpenSetConfig
+from kwsos.embeddings.clip import ClipEmbedder
+from kwsos.tasks.openset import MODEL_FORMAT, OpenSetClassifier, OpenSetConfig
 
 
 @pytest.fixture(scope="module")
 def fitted() -> OpenSetClassifier:
     shots = {k: clips(k, 2, i) for i, k in enumerate(KNOWN)}
-    return OpenSetClassifier(OpenSetConfig(**TINY), threshold=0.5, seed=1).fit(shots)
+    return OpenSetClassifier(OpenSetConfig.from_flat(TINY), threshold=0.5, seed=1).fit(shots)
 
 
 def test_recognises_known_and_rejects_unknown(fitted: OpenSetClassifier):
@@ -37,7 +38,7 @@ def test_recognises_known_and_rejects_unknown(fitted: OpenSetClassifier):
 
 def test_known_unknowns_are_rejected():
     shots = {k: clips(k, 2, i) for i, k in enumerate(KNOWN)}
-    clf = OpenSetClassifier(OpenSetConfig(**TINY), threshold=-1.0, seed=1)
+    clf = OpenSetClassifier(OpenSetConfig.from_flat(TINY), threshold=-1.0, seed=1)
     clf.fit(shots, {"noise": clips("noise", 2, 7)})
     assert clf.classes_ == sorted(KNOWN) and clf.unknown_classes_ == ["noise"]
     det = clf.predict_details(clips("noise", 6, 300) + clips("warble", 3, 301))
@@ -82,7 +83,7 @@ def test_file_and_waveform_give_the_same_features(tmp_path: Path):
     x = alarm("warble", np.random.default_rng(3))
     path = tmp_path / "w.wav"
     sf.write(path, x, SR, subtype="FLOAT")
-    clf = OpenSetClassifier(OpenSetConfig(**TINY))
+    clf = OpenSetClassifier(OpenSetConfig.from_flat(TINY))
     np.testing.assert_allclose(clf.features([path]), clf.features([x]), atol=1e-4)
     # shorter clips are zero-padded, longer ones cut to clip_s
     assert clf.features([x[:8000], np.tile(x, 3)]).shape == (2, 61, 32)
@@ -90,26 +91,26 @@ def test_file_and_waveform_give_the_same_features(tmp_path: Path):
 
 def test_threshold_estimated_from_leave_one_out_scores():
     shots = {k: clips(k, 2, i) for i, k in enumerate(KNOWN)}
-    clf = OpenSetClassifier(OpenSetConfig(**TINY), threshold=None, epochs=20).fit(shots)
+    clf = OpenSetClassifier(OpenSetConfig.from_flat(TINY), threshold=None, epochs=20).fit(shots)
     assert -1.0 <= clf.threshold_ <= 1.0
     one = {k: v[:1] for k, v in shots.items()}
     with pytest.raises(KwsosError, match="one shot per class"):
-        OpenSetClassifier(OpenSetConfig(**TINY), threshold=None, epochs=2).fit(one)
+        OpenSetClassifier(OpenSetConfig.from_flat(TINY), threshold=None, epochs=2).fit(one)
 
 
 def test_paper_schedule():
     c = OpenSetConfig()
     assert c.schedule(1) == (100, 8) and c.schedule(4) == (400, 32)  # Diss. 6.2.2
-    assert OpenSetConfig(epochs=7, batch_size=5).schedule(4) == (7, 5)
+    assert OpenSetConfig.from_flat(dict(epochs=7, batch_size=5)).schedule(4) == (7, 5)
     assert OpenSetConfig.from_dict(c.to_dict()) == c
     # fine-tuning a pretrained network: the same number of steps for any number of shots
-    ft = OpenSetConfig(init="bundled")
+    ft = OpenSetConfig.from_flat(dict(init="bundled"))
     assert ft.schedule(1) == (100, 8) and ft.schedule(2) == (50, 16) and ft.schedule(4) == (25, 32)
 
 
 def test_bad_input(fitted: OpenSetClassifier, tmp_path: Path):
     x = clips("warble", 1, 0)
-    quick = OpenSetClassifier(OpenSetConfig(**TINY), epochs=1)
+    quick = OpenSetClassifier(OpenSetConfig.from_flat(TINY), epochs=1)
     with pytest.raises(KwsosError, match="has no clips"):
         quick.fit({"a": x, "b": []})
     with pytest.raises(KwsosError, match="only one class"):
@@ -142,10 +143,10 @@ def test_bad_input(fitted: OpenSetClassifier, tmp_path: Path):
         OpenSetClassifier.load(bad)
     with pytest.raises(KwsosError, match="shape"):
         quick.fit_features({"a": np.zeros((1, 5, 32)), "b": np.zeros((1, 5, 32))})
-    with pytest.raises(KwsosError, match="unknown open-set option"):
+    with pytest.raises(KwsosError, match="unknown OpenSetConfig option"):
         OpenSetClassifier(nonsense=1)
     with pytest.raises(KwsosError, match="threshold"):
-        OpenSetConfig(threshold=2.0)
+        OpenSetConfig.from_flat(dict(threshold=2.0))
     with pytest.raises(KwsosError, match="directory"):
         fitted.save(tmp_path)
 
@@ -153,28 +154,29 @@ def test_bad_input(fitted: OpenSetClassifier, tmp_path: Path):
 def test_ensemble_embedding_is_the_mean_of_the_members_similarities():
     shots = {k: clips(k, 1, i) for i, k in enumerate(KNOWN)}
     xs = clips("warble", 2, 31) + clips("noise", 2, 32)
-    ens = OpenSetClassifier(OpenSetConfig(**TINY), epochs=5, ensemble=2, seed=4).fit(shots)
+    ens = OpenSetClassifier(OpenSetConfig.from_flat(TINY), epochs=5, ensemble=2, seed=4).fit(shots)
     assert len(ens.models_) == 2 and len(ens.train_logs_) == 2
     members = []
     for m, model in enumerate(ens.models_):
-        one = OpenSetClassifier(OpenSetConfig(**TINY), epochs=5, seed=4 + m)
-        one.models_ = [model]
+        one = OpenSetClassifier(OpenSetConfig.from_flat(TINY), epochs=5, seed=4 + m)
+        one.embedder_ = ClipEmbedder(one.config.frontend, one.config.model, one.config.training)
+        one.embedder_.models_ = [model]
         members.append(one.embed_features(one.features(xs)) @ one.embed_features(
             one.features([x for v in shots.values() for x in v])).T)  # fmt: skip
     emb = ens.transform(xs)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(emb @ ens.shot_embeddings_.T, np.mean(members, axis=0), atol=1e-5)
     # the second member is the network a single fit with the next seed trains
-    single = OpenSetClassifier(OpenSetConfig(**TINY), epochs=5, seed=5).fit(shots)
+    single = OpenSetClassifier(OpenSetConfig.from_flat(TINY), epochs=5, seed=5).fit(shots)
     for a, b in zip(single.models_[0].parameters(), ens.models_[1].parameters(), strict=True):
         torch.testing.assert_close(a, b)
 
 
 def test_reference_speeds_add_speed_changed_shots_as_references(tmp_path: Path):
     shots = {k: clips(k, 2, i) for i, k in enumerate(KNOWN)}
-    plain = OpenSetClassifier(OpenSetConfig(**TINY), epochs=5, seed=2).fit(shots)
+    plain = OpenSetClassifier(OpenSetConfig.from_flat(TINY), epochs=5, seed=2).fit(shots)
     refs = OpenSetClassifier(
-        OpenSetConfig(**TINY), epochs=5, seed=2, reference_speeds=(0.9, 1.1)
+        OpenSetConfig.from_flat(TINY), epochs=5, seed=2, reference_speeds=(0.9, 1.1)
     ).fit(shots)
     n = len(plain.shot_classes_)
     assert len(refs.shot_classes_) == 3 * n
@@ -185,7 +187,7 @@ def test_reference_speeds_add_speed_changed_shots_as_references(tmp_path: Path):
     from kwsos.augment import change_speed
 
     x = plain.features([c for k in sorted(shots) for c in shots[k]])
-    slow = change_speed(torch.from_numpy(x), torch.tensor([0.9]), bin_hz=plain._bin_hz())
+    slow = change_speed(torch.from_numpy(x), torch.tensor([0.9]), bin_hz=plain.frontend.bin_hz())
     np.testing.assert_allclose(
         refs.shot_embeddings_[n : 2 * n], plain.embed_features(slow.numpy()), atol=1e-5
     )
@@ -196,19 +198,22 @@ def test_reference_speeds_add_speed_changed_shots_as_references(tmp_path: Path):
     np.testing.assert_array_equal(clone.shot_ids_, refs.shot_ids_)
     np.testing.assert_array_equal(clone.decision_function(xs), refs.decision_function(xs))
     with pytest.raises(KwsosError, match="reference_speeds"):
-        OpenSetConfig(reference_speeds=(1.0,))
+        OpenSetConfig.from_flat(dict(reference_speeds=(1.0,)))
 
 
 def test_pretrained_network_is_the_starting_point(tmp_path: Path):
-    from kwsos.openset import load_pretrained, pretrain, save_pretrained
+    from kwsos.embeddings.clip import load_pretrained, pretrain, save_pretrained
 
-    cfg = OpenSetConfig(**TINY)
+    cfg = OpenSetConfig.from_flat(TINY)
     rng = np.random.default_rng(0)
     kinds = ["fast_beeps", "slow_beeps", "warble", "noise"]
     x = OpenSetClassifier(cfg).features([alarm(k, rng) for k in kinds for _ in range(4)])
-    model, log = pretrain(x, np.repeat(kinds, 4), config=cfg, epochs=2, batch_size=8)
+    model, log = pretrain(
+        x, np.repeat(kinds, 4), frontend=cfg.frontend, model=cfg.model, training=cfg.training,
+        epochs=2, batch_size=8,
+    )  # fmt: skip
     assert log["epochs_run"] == 2
-    path = save_pretrained(model, tmp_path / "pre.pt", config=cfg, info={"note": "test"})
+    path = save_pretrained(model, tmp_path / "pre.pt", frontend=cfg.frontend, info={"note": "test"})
     loaded = load_pretrained(path)
     for a, b in zip(model.parameters(), loaded.parameters(), strict=True):
         torch.testing.assert_close(a, b)
@@ -237,13 +242,13 @@ def test_pretrained_network_is_the_starting_point(tmp_path: Path):
     clone = OpenSetClassifier.load(both.save(tmp_path / "both.osc"))
     np.testing.assert_array_equal(clone.decision_function(xs), both.decision_function(xs))
     with pytest.raises(KwsosError, match="needs a pretrained"):
-        OpenSetConfig(keep_pretrained=True)
+        OpenSetConfig.from_flat(dict(keep_pretrained=True))
     with pytest.raises(KwsosError, match="n_mels 32 .classifier: 40"):
-        OpenSetClassifier(cfg.replace(n_mels=40), init=str(path), epochs=0).fit(shots)
+        OpenSetClassifier(cfg.replace_flat(n_mels=40), init=str(path), epochs=0).fit(shots)
     with pytest.raises(KwsosError, match="not found"):
         OpenSetClassifier(cfg, init=str(tmp_path / "none.pt")).fit(shots)
     with pytest.raises(KwsosError, match="positive"):
-        OpenSetConfig(epochs=0)
+        OpenSetConfig.from_flat(dict(epochs=0))
 
 
 def test_loads_a_format_1_file(fitted: OpenSetClassifier, tmp_path: Path):

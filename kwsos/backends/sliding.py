@@ -8,24 +8,27 @@ number); every positive run becomes a detection whose boundaries are moved out b
 segment (``-L_seg/2``, ``+L_seg/2``) because a segment centred on frame ``j`` covers frames
 ``j - L/2 .. j + L/2 - 1``.
 
-The interface matches :class:`~kwsos.backends.dtw.SubsequenceDTWDetector` (``fit``,
-``candidates``, ``postprocess``, ``keywords_``), so the keyword spotter, ``tune`` and the CLI use
-either. Unlike the DTW detector, the candidates are per-frame costs, so memory grows with the
-recording length (one record per frame and keyword below ``max_cost``).
+It is a :class:`~kwsos.backends.base.Detector` like
+:class:`~kwsos.backends.sdtw.SubsequenceDTWDetector`, so the keyword spotter, threshold tuning
+and the CLI use either without special cases. Unlike the DTW detector, the candidates are
+per-frame costs, so memory grows with the recording length (one record per frame and keyword
+below ``max_cost``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.ndimage import median_filter
 
-from kwsos.backends.dtw import CANDIDATE_DTYPE, below_threshold
+from kwsos.backends.base import CANDIDATE_DTYPE, below_threshold, register_detector
+from kwsos.hooks import Hook
 
 __all__ = ["SlidingWindowDetector"]
 
 
+@register_detector("sliding")
 class SlidingWindowDetector:
     """Threshold + median filter on per-segment cosine distances to keyword centres.
 
@@ -35,28 +38,54 @@ class SlidingWindowDetector:
         Maximum cosine distance (``1 - cos``; lower = stricter).
     segment_frames : int
         Segment length in frames (the ``+-L_seg/2`` box extension).
+    centres : mapping keyword -> (D,) array, optional
+        The class centre of every keyword (the paper: the trained AdaCos head's centres, which
+        the keyword spotter passes from the learned features' training record). Keywords
+        without one get the L2-normalised mean of their templates' normalised frames.
     """
 
-    def __init__(self, threshold: float = 0.5, *, segment_frames: int = 16) -> None:
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        *,
+        segment_frames: int = 16,
+        centres: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
         self.threshold = threshold
         self.segment_frames = segment_frames
+        self.centres = centres
 
-    def fit(
-        self, centres: Sequence[np.ndarray], labels: Sequence[str], median_frames: Sequence[int]
-    ) -> SlidingWindowDetector:
-        """``centres[i]`` ``(D,)`` or ``(1, D)`` is the class centre of keyword ``labels[i]``;
-        ``median_frames[i]`` the mean frame count of its shots (rounded to the nearest odd
-        number here)."""
-        if not len(centres) or len(centres) != len(labels) or len(labels) != len(median_frames):
-            raise ValueError("centres, labels and median_frames must be non-empty and aligned")
-        c = np.stack([np.asarray(x, np.float64).reshape(-1) for x in centres])
+    def fit(self, templates: Sequence[np.ndarray], labels: Sequence[str]) -> SlidingWindowDetector:
+        """``templates[i]`` ``(m_i, D)`` are the segment embeddings of a shot of keyword
+        ``labels[i]``; the median filter of a keyword is the mean ``m_i`` of its shots (rounded
+        to the nearest odd number)."""
+        templates, labels = list(templates), list(labels)
+        if not templates or len(templates) != len(labels):
+            raise ValueError("templates and labels must be non-empty and aligned")
+        keywords = sorted(set(labels))
+        given = dict(self.centres or {})
+        rows, frames = [], []
+        for kw in keywords:
+            mine = [np.asarray(t, np.float64) for t, lab in zip(templates, labels, strict=True) if lab == kw]
+            frames.append(np.mean([len(t) for t in mine]))
+            if kw in given:
+                rows.append(np.asarray(given[kw], np.float64).reshape(-1))
+            else:
+                unit = [t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12) for t in mine]
+                rows.append(np.concatenate(unit).mean(axis=0))
+        c = np.stack(rows)
         self.centres_ = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-        self.keywords_ = np.array(labels, dtype=object)
-        m = np.maximum(np.rint(np.asarray(median_frames, np.float64)).astype(np.int64), 1)
+        self.keywords_ = np.array(keywords, dtype=object)
+        m = np.maximum(np.rint(np.asarray(frames, np.float64)).astype(np.int64), 1)
         self.median_frames_ = np.where(m % 2 == 0, m + 1, m)
         self.template_lengths_ = self.median_frames_
-        self.template_keyword_ = np.arange(len(labels))
+        self.template_keyword_ = np.arange(len(keywords))
         return self
+
+    def cost_curves(self, features: np.ndarray) -> np.ndarray:
+        """``(n_keywords, n)`` cosine distance of every frame's segment to each keyword centre
+        (lower = better match)."""
+        return self.costs(features).T
 
     def costs(self, features: np.ndarray) -> np.ndarray:
         """``(n, D)`` segment embeddings -> ``(n, n_keywords)`` cosine distances."""
@@ -65,7 +94,11 @@ class SlidingWindowDetector:
         return 1.0 - f @ self.centres_.T
 
     def candidates(
-        self, feature_blocks: Iterable[np.ndarray], *, max_cost: float = np.inf, hook=None
+        self,
+        feature_blocks: Iterable[np.ndarray],
+        *,
+        max_cost: float = np.inf,
+        hook: Hook | None = None,
     ) -> np.ndarray:
         """Every (frame, keyword) with cost ``<= max_cost``, as ``CANDIDATE_DTYPE`` records with
         ``start == end == frame``."""
@@ -117,5 +150,7 @@ class SlidingWindowDetector:
         res = np.concatenate(dets)
         return res[np.lexsort((res["keyword"], res["start"]))]
 
-    def detect(self, feature_blocks: Iterable[np.ndarray], *, hook=None) -> np.ndarray:
+    def detect(
+        self, feature_blocks: Iterable[np.ndarray], *, hook: Hook | None = None
+    ) -> np.ndarray:
         return self.postprocess(self.candidates(feature_blocks, max_cost=self.threshold, hook=hook))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from kwsos.cli import kws as _kws
 from kwsos.cli import osc as _osc
+from kwsos.cli._common import setup_logging
 
 app = typer.Typer(
     name="kwsos",
@@ -23,6 +26,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print the library's info messages.")
+    ] = False,
+) -> None:
+    setup_logging(verbose)
+
+
 _kws.register(app)
 app.add_typer(_osc.app, name="osc")
 

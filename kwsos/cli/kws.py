@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import functools
-import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kwsos._atomic import atomic_output
+from kwsos.cli._common import (
+    emit_text,
+    err,
+    out,
+    progress_hook,
+    require_file,
+    torch_threads,
+    user_errors,
+)
 from kwsos.errors import KwsosError
-
-out = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
+from kwsos.io import atomic_output
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 BankOpt = Annotated[
@@ -102,66 +101,11 @@ class Templates(str, Enum):
     dba = "dba"
 
 
-def user_errors(fn: F) -> F:
-    """Turn a :class:`KwsosError` into one line on stderr and exit code 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except KwsosError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _require_file(path: Path, what: str) -> None:
-    if not path.exists():
-        raise KwsosError(f"{what} not found: {path}")
-    if not path.is_file():
-        raise KwsosError(f"{what} is not a file: {path}")
-
-
-@contextmanager
-def progress_hook(description: str) -> Iterator[Callable[..., None]]:
-    """A ``hook(step, completed=, total=)`` that drives a rich progress bar on stderr (TTY only)."""
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-    task = progress.add_task(description, total=None)
-
-    def hook(
-        step: str, completed: int | None = None, total: int | None = None, **info: Any
-    ) -> None:
-        extra = "  ".join(f"{k} {v:.3f}" for k, v in info.items() if isinstance(v, float))
-        desc = f"{description}  {extra}" if extra else description
-        progress.update(task, completed=completed, total=total, description=desc)
-
-    with progress:
-        yield hook
-
-
-def _torch_threads() -> None:
-    """Use the idle cores only (see kwsos.training.auto_threads); torch is loaded lazily."""
-    if "torch" in sys.modules:
-        from kwsos.training import auto_threads
-
-        sys.modules["torch"].set_num_threads(auto_threads())
-
-
 def _load_bank(bank: Path, *, trained: bool = False):
-    from kwsos.kws import KeywordSpotter
+    from kwsos.tasks.kws import KeywordSpotter
 
     spotter = KeywordSpotter.load(bank)
-    _torch_threads()
+    torch_threads()
     if trained and spotter.needs_training:
         raise KwsosError(
             f"the embedding network of {bank} is out of date (keywords were enrolled with "
@@ -265,27 +209,20 @@ def enroll(
 
       kwsos enroll banana shots/banana_*.wav --bank my_bank --no-train   (then: kwsos train)
     """
-    from kwsos.features import extractor_from_dict
-    from kwsos.kws import (
-        BANK_FILE,
-        KeywordSpotter,
-        SpotterConfig,
-        check_bank_target,
-        default_features,
-    )
+    from kwsos.tasks.kws import BANK_FILE, KeywordSpotter, check_bank_target
 
     start = time.perf_counter()
     for s in shots:
-        _require_file(s, "shot")
+        require_file(s, "shot")
     check_bank_target(bank)  # fail before a long training, not after it
     backgrounds = _read_backgrounds(background)
     if (bank / BANK_FILE).is_file():
         spotter = KeywordSpotter.load(bank)
     else:
-        spotter = KeywordSpotter(SpotterConfig())
+        spotter = KeywordSpotter()
     if features is not None and features.value != spotter.feature_name:
-        spotter.set_extractor(extractor_from_dict(default_features(features.value)))
-    if templates is not None and templates.value != spotter.config.templates:
+        spotter.use_features(features.value)
+    if templates is not None and templates.value != spotter.config.backend.templates:
         spotter.set_templates(templates.value)
     if inference is not None:
         spotter.set_inference(inference.value)
@@ -366,19 +303,19 @@ def keywords(
         spotter.save(bank)
         err.print(f"removed {', '.join(remove)} from {bank}", highlight=False)
     table = Table(
-        title=f"{bank} - {spotter.extractor.name} features, threshold {spotter.config.threshold:.4f}"
+        title=f"{bank} - {spotter.extractor.name} features, threshold {spotter.config.decision.threshold:.4f}"
     )
     table.add_column("keyword")
     table.add_column("shots", justify="right")
     table.add_column("durations (s)")
-    kt = spotter.config.keyword_thresholds
+    kt = spotter.config.decision.keyword_thresholds
     if kt:
         table.add_column("threshold", justify="right")
     for kw in spotter.keywords:
         durs = spotter.shot_durations_s(kw)
         row = [kw, str(len(durs)), " ".join(f"{d:.2f}" for d in durs)]
         if kt:
-            row.append(f"{kt.get(kw, spotter.config.threshold):.4f}")
+            row.append(f"{kt.get(kw, spotter.config.decision.threshold):.4f}")
         table.add_row(*row)
     out.print(table)
 
@@ -392,7 +329,7 @@ def _detect_all(spotter, recordings: list[Path], threshold: float | None):
 
 
 def _print_events(events, fmt: Format, output: Path | None) -> None:
-    from kwsos.events import format_events, write_text_atomic
+    from kwsos.events import format_events
 
     if fmt is Format.table:
         if output is not None:
@@ -406,12 +343,7 @@ def _print_events(events, fmt: Format, output: Path | None) -> None:
         return
     if fmt is Format.audacity and len({e.filename for e in events}) > 1:
         raise KwsosError("the audacity format holds one recording; detect one file at a time")
-    text = format_events(events, fmt.value)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_text_atomic(output, text)
-        err.print(f"wrote {len(events)} detection(s) to {output}", highlight=False)
+    emit_text(format_events(events, fmt.value), output, f"{len(events)} detection(s)")
 
 
 def detect(
@@ -449,7 +381,7 @@ def detect(
     Example: kwsos detect meeting.flac --bank my_bank --format csv -o detections.csv
     """
     for r in recordings:
-        _require_file(r, "recording")
+        require_file(r, "recording")
     spotter = _load_bank(bank, trained=True)
     if inference is not None:
         spotter.set_inference(inference.value)
@@ -511,8 +443,8 @@ def evaluate(
     from kwsos.events import read_events
     from kwsos.metrics import event_based_scores
 
-    _require_file(reference, "reference file")
-    _require_file(estimate, "estimate file")
+    require_file(reference, "reference file")
+    require_file(estimate, "estimate file")
     ref, est = read_events(reference), read_events(estimate)
     files = sorted({e.filename for e in ref} | {e.filename for e in est})
     scores = event_based_scores(ref, est, files=files)
@@ -571,8 +503,8 @@ def tune(
     from kwsos.events import read_events
 
     for r in recordings:
-        _require_file(r, "recording")
-    _require_file(reference, "reference file")
+        require_file(r, "recording")
+    require_file(reference, "reference file")
     ref = read_events(reference)
     spotter = _load_bank(bank, trained=True)
     if inference is not None:
@@ -654,8 +586,8 @@ def demo(
     """Run the bundled demo: enroll its keywords from 5 shots each, tune the threshold on the
     validation recording, detect in the long test recording, print detections and F1."""
     from kwsos.events import read_events
-    from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
     from kwsos.metrics import event_based_scores
+    from kwsos.tasks.kws import KeywordSpotter, SpotterConfig
 
     data = data or DEMO_DIR
     if not (data / "shots").is_dir():
@@ -663,7 +595,7 @@ def demo(
     with tempfile.TemporaryDirectory() as tmp:
         bank = bank or Path(tmp) / "bank"
         start = time.perf_counter()
-        spotter = KeywordSpotter(SpotterConfig(features=default_features(features.value)))
+        spotter = KeywordSpotter(SpotterConfig.for_features(features.value))
         _apply_training_options(spotter, epochs=epochs, max_minutes=None, device=device, seed=None)
         for kw_dir in sorted(p for p in (data / "shots").iterdir() if p.is_dir()):
             shots = sorted(kw_dir.glob("*.wav"))
@@ -705,4 +637,3 @@ def demo(
 def register(app: typer.Typer) -> None:
     for fn in (enroll, train, keywords, detect, tune, evaluate, demo):
         app.command()(user_errors(fn))
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

@@ -3,13 +3,12 @@
 ``kwsos osc fit SHOTS_DIR --model FILE`` trains a classifier on a few recordings of each of your
 sounds (one sub-folder per class); ``kwsos osc classify CLIP... --model FILE`` names the class
 of every clip, or says ``unknown``. The commands stay thin: everything happens in
-:class:`kwsos.openset.OpenSetClassifier`.
+:class:`kwsos.tasks.openset.OpenSetClassifier`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from kwsos.cli.kws import err, out, progress_hook, user_errors
+from kwsos.cli._common import emit_text, err, out, progress_hook, user_errors
 from kwsos.errors import KwsosError
 
 app = typer.Typer(
@@ -150,7 +149,8 @@ def fit(
 
     Example: kwsos osc fit my_sounds/ --model sounds.osc
     """
-    from kwsos.openset import PRETRAINED_SYSTEM, OpenSetClassifier, pretrained_frontend
+    from kwsos.embeddings.clip import pretrained_frontend
+    from kwsos.tasks.openset import PRETRAINED_SYSTEM, OpenSetClassifier
 
     if threshold is not None and estimate_threshold is not None:
         raise KwsosError("give either --threshold or --estimate-threshold, not both")
@@ -187,7 +187,7 @@ def fit(
             raise KwsosError(f"--pretrained: file not found: {pretrained}")
         options.update(PRETRAINED_SYSTEM)
         options["init"] = pretrained
-        options.update(pretrained_frontend(pretrained))  # the features it was trained on
+        options.update(pretrained_frontend(pretrained).to_dict())  # the features it was trained on
     elif epochs == 0:
         raise KwsosError("--epochs 0 needs a pretrained network (--pretrained)")
     if threshold is not None:
@@ -259,7 +259,7 @@ def classify(
 
     Example: kwsos osc classify kitchen.wav hall.flac --model sounds.osc --format csv
     """
-    from kwsos.openset import OpenSetClassifier
+    from kwsos.tasks.openset import OpenSetClassifier
 
     if not model.exists():
         raise KwsosError(f"model file not found: {model} (create it with kwsos osc fit)")
@@ -291,7 +291,7 @@ def classify(
 def _print_rows(
     rows: list[dict[str, Any]], fmt: OutputFormat, output: Path | None, threshold: float
 ) -> None:
-    from kwsos.events import write_text_atomic
+    from kwsos.io import csv_text
 
     if fmt is OutputFormat.table:
         if output is not None:
@@ -304,22 +304,13 @@ def _print_rows(
         out.print(table)
         return
     if fmt is OutputFormat.csv:
-        import csv
-        import io
-
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["filename", "label", "top_class", "score"])
-        for r in rows:
-            writer.writerow([r["file"], r["label"], r["top_class"], f"{r['score']:.6f}"])
-        text = buf.getvalue()
+        text = csv_text(
+            ([r["file"], r["label"], r["top_class"], f"{r['score']:.6f}"] for r in rows),
+            ["filename", "label", "top_class", "score"],
+        )
     else:
         text = json.dumps(rows, indent=1) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_text_atomic(output, text)
-        err.print(f"wrote {len(rows)} result(s) to {output}", highlight=False)
+    emit_text(text, output, f"{len(rows)} result(s)")
 
 
 app.command()(user_errors(fit))

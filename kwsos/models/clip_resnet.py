@@ -11,7 +11,7 @@ network (Table 30).
 
 Because time is max-pooled globally, the network accepts clips of any number of frames; the
 frequency axis is flattened, so ``n_mels`` is fixed. The open-set classifier
-(:mod:`kwsos.openset`) feeds fixed-length clips (Diss. 6.2.1: 4 s).
+(:mod:`kwsos.tasks.openset`) feeds fixed-length clips (Diss. 6.2.1: 4 s).
 """
 
 from __future__ import annotations

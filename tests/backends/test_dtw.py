@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kwsos.backends.dtw import (
+from kwsos.backends import (
     CANDIDATE_DTYPE,
     DEFAULT_STEPS,
     SubsequenceDTWDetector,

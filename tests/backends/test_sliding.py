@@ -3,14 +3,29 @@ import numpy as np
 from kwsos.backends.sliding import SlidingWindowDetector
 
 
+def _templates():
+    # shots of "a": 4 and 5 frames (mean 4.5 -> 4 -> odd 5); of "b": 3 frames
+    a1, a2, b = np.ones((4, 2)), np.ones((5, 2)), np.ones((3, 2))
+    return [a1, a2, b], ["a", "a", "b"]
+
+
 def _det():
-    return SlidingWindowDetector(0.5, segment_frames=16).fit(
-        [np.array([1.0, 0.0]), np.array([0.0, 1.0])], ["a", "b"], [4.4, 3]
-    )
+    centres = {"a": [1.0, 0.0], "b": [0.0, 1.0]}
+    return SlidingWindowDetector(0.5, segment_frames=16, centres=centres).fit(*_templates())
 
 
 def test_median_filter_length_is_nearest_odd():
     assert list(_det().median_frames_) == [5, 3]
+
+
+def test_without_given_centres_a_keyword_centre_is_its_mean_template_direction():
+    a = np.array([[2.0, 0.0], [1.0, 1.0]])  # unit rows (1, 0) and (0.707, 0.707)
+    b = np.array([[0.0, 3.0]])
+    det = SlidingWindowDetector(0.5).fit([a, b], ["a", "b"])
+    mean_a = np.array([1 + 0.5**0.5, 0.5**0.5]) / 2
+    np.testing.assert_allclose(det.centres_[0], mean_a / np.linalg.norm(mean_a))
+    np.testing.assert_allclose(det.centres_[1], [0.0, 1.0])
+    np.testing.assert_allclose(det.cost_curves(np.array([[0.0, 1.0]]))[:, 0], [1 - det.centres_[0][1], 0.0])
 
 
 def test_positive_run_becomes_a_box_extended_by_half_a_segment():

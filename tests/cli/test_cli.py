@@ -11,7 +11,7 @@ from conftest import plain_config
 from typer.testing import CliRunner
 
 from kwsos.cli import app
-from kwsos.kws import KeywordSpotter
+from kwsos.tasks.kws import KeywordSpotter
 
 runner = CliRunner()
 
@@ -184,7 +184,7 @@ def test_enroll_switches_templates_and_features(bank, audio_set, tmp_path):
     )
     assert r.exit_code == 0, r.output
     meta = json.loads((copy / "bank.json").read_text())
-    assert meta["config"]["templates"] == "dba"
+    assert meta["config"]["backend"]["templates"] == "dba"
     assert meta["config"]["features"]["name"] == "mfcc"
     assert len(meta["keywords"]["alpha"]["shots"]) == 4
     assert all(len(k["templates"]) == 1 for k in meta["keywords"].values())
@@ -258,10 +258,10 @@ def test_tune_per_keyword_stores_and_lists_thresholds(bank, audio_set, tmp_path)
     r = run("tune", rec, "--reference", ref, "--bank", copy, "--per-keyword")
     assert r.exit_code == 0, r.output
     assert "per-keyword thresholds" in r.output and "global and per-keyword" in r.output
-    stored = json.loads((copy / "bank.json").read_text())["config"]["keyword_thresholds"]
+    stored = json.loads((copy / "bank.json").read_text())["config"]["decision"]["keyword_thresholds"]
     assert set(stored) == {"alpha", "beta"}
     r = run("keywords", "--bank", copy)
     assert f"{stored['alpha']:.4f}" in r.output
     # a plain (global) tune clears them again
     r = run("tune", rec, "--reference", ref, "--bank", copy)
-    assert json.loads((copy / "bank.json").read_text())["config"]["keyword_thresholds"] == {}
+    assert json.loads((copy / "bank.json").read_text())["config"]["decision"]["keyword_thresholds"] == {}

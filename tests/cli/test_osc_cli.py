@@ -14,7 +14,7 @@ from osc_alarms import SR, TINY, alarm
 from typer.testing import CliRunner
 
 from kwsos.cli import app
-from kwsos.openset import OpenSetClassifier
+from kwsos.tasks.openset import OpenSetClassifier
 
 runner = CliRunner()
 
@@ -25,9 +25,9 @@ def tiny_defaults(monkeypatch):
     original = OpenSetClassifier.__init__
 
     def init(self, config=None, **options):
-        from kwsos.openset import OpenSetConfig
+        from kwsos.tasks.openset import OpenSetConfig
 
-        original(self, config or OpenSetConfig(**{**TINY, "epochs": 40}), **options)
+        original(self, config or OpenSetConfig.from_flat({**TINY, "epochs": 40}), **options)
 
     monkeypatch.setattr(OpenSetClassifier, "__init__", init)
 
@@ -164,13 +164,14 @@ def test_user_errors(data: dict, tmp_path: Path):
 
 def test_fit_pretrained_or_from_scratch(data: dict, tmp_path: Path):
     """The default starts from the bundled network and keeps it; --pretrained none does not."""
-    from kwsos.openset import BUNDLED_PRETRAINED, PRETRAINED_SYSTEM, load_pretrained
+    from kwsos.embeddings.clip import BUNDLED_PRETRAINED, load_pretrained
+    from kwsos.tasks.openset import PRETRAINED_SYSTEM
 
     bundled = tmp_path / "bundled.osc"
     r = run("osc", "fit", data["shots"], "--model", bundled, "--epochs", "0")
     assert r.exit_code == 0, r.output
     clf = OpenSetClassifier.load(bundled)
-    assert clf.config.init == "bundled" and clf.threshold_ == PRETRAINED_SYSTEM["threshold"]
+    assert clf.config.model.init == "bundled" and clf.threshold_ == PRETRAINED_SYSTEM["threshold"]
     assert len(clf.models_) == 1  # --epochs 0: the bundled network alone, unchanged
     ref = load_pretrained(BUNDLED_PRETRAINED)
     for a, b in zip(ref.parameters(), clf.models_[0].parameters(), strict=True):
@@ -186,4 +187,4 @@ def test_fit_pretrained_or_from_scratch(data: dict, tmp_path: Path):
     r = run("osc", "fit", data["shots"], "-m", scratch, "--pretrained", "none", "--epochs", "2")
     assert r.exit_code == 0, r.output
     clf = OpenSetClassifier.load(scratch)
-    assert clf.config.init is None and len(clf.models_) == 1 and clf.threshold_ == 0.65
+    assert clf.config.model.init is None and len(clf.models_) == 1 and clf.threshold_ == 0.65

@@ -1,58 +1,79 @@
 """Few-shot keyword spotting: enroll a few shots per keyword, find the keywords in long recordings.
 
 Pipeline (Diss. 6.3.3-6.3.6): audio frontend (:mod:`kwsos.audio`) -> frame features (a
-replaceable :class:`~kwsos.features.FeatureExtractor`: HFCC by default, MFCC, or TACos / L_kw
-embeddings from a network trained on the enrolled shots, :mod:`kwsos.kws_embeddings`) ->
-subsequence DTW of every enrolled shot against the recording
-(:class:`~kwsos.backends.dtw.SubsequenceDTWDetector`) -> one global threshold on the
-length-normalised path cost (optionally one per keyword) -> events.
+registered :class:`~kwsos.features.FeatureExtractor`: HFCC by default, MFCC, or TACos / L_kw /
+sliding-window embeddings from a network trained on the enrolled shots,
+:mod:`kwsos.embeddings.temporal`) -> a keyword detector (:class:`~kwsos.backends.base.Detector`:
+subsequence DTW of every enrolled shot against the recording,
+:class:`~kwsos.backends.sdtw.SubsequenceDTWDetector`, or the sliding-window baseline) -> one
+global threshold on the match cost (optionally one per keyword; tuned by
+:func:`kwsos.thresholds.tune_f1`) -> events.
 
 A :class:`KeywordSpotter` is saved as a *keyword bank*: a portable directory ::
 
-    bank.json                 config, kwsos version, keywords, shot list, tuned threshold
+    bank.json                 format (kwsos-bank/2), kwsos version, config, keywords, shot list
     shots/kw000_shot0.wav     the enrolled shots, 16 kHz mono float WAV, trimmed
     templates/kw000_shot0.npy their feature sequences (n_frames, dim), float32
     model.pt                  learned features only: the embedding network's weights
 
 Saving builds the whole new bank in a temporary sibling directory and swaps it in with renames,
-so a failing command never leaves a bank half-written.
+so a failing command never leaves a bank half-written. Banks of format ``kwsos-bank/1`` (flat
+configuration, kwsos 0.1.0) still load.
+
+Score convention: the detector reports a *cost* (cosine distance, lower = better match) and the
+thresholds are costs; see :mod:`kwsos.backends.base`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kwsos import __version__
-from kwsos.audio import SAMPLE_RATE, audio_info, load_audio, stream_audio, trim_silence, write_audio
-from kwsos.backends.dtw import DEFAULT_STEPS, SubsequenceDTWDetector, dba_template
+from kwsos.audio import (
+    SAMPLE_RATE,
+    audio_info,
+    load_clip,
+    stream_audio,
+    trim_silence,
+    write_audio,
+)
+from kwsos.backends.base import Detector, detector_class
+from kwsos.backends.dtw import DEFAULT_STEPS
+from kwsos.config import Config
+from kwsos.embeddings.temporal import EmbeddingTrainingConfig
 from kwsos.errors import KwsosError
 from kwsos.events import Event
-from kwsos.features import FeatureExtractor, extractor_from_dict
-from kwsos.metrics import (
-    EventScores,
-    event_based_scores,
-    event_match_counts,
-    file_key,
-    micro_f1,
-)
+from kwsos.features import FeatureExtractor, extractor_from_dict, get_extractor
+from kwsos.hooks import Hook, call_hook
+from kwsos.metrics import EventScores, event_based_scores, event_match_counts, file_key
 
-__all__ = ["BankError", "KeywordSpotter", "SpotterConfig", "TuneResult"]
+__all__ = [
+    "BankError",
+    "DecisionConfig",
+    "DetectorConfig",
+    "KeywordSpotter",
+    "ShotFrontendConfig",
+    "SpotterConfig",
+    "TuneResult",
+    "default_features",
+]
 
 log = logging.getLogger(__name__)
 
-Hook = Callable[..., None]
 BANK_FILE = "bank.json"
 MODEL_FILE = "model.pt"
+BANK_FORMAT = "kwsos-bank/2"
 
 
 class BankError(KwsosError):
@@ -60,33 +81,11 @@ class BankError(KwsosError):
 
 
 @dataclass(frozen=True)
-class SpotterConfig:
-    """Everything that defines a keyword spotter apart from its shots.
+class ShotFrontendConfig(Config):
+    """How shots and recordings enter the spotter (after :mod:`kwsos.audio`'s frontend).
 
     Attributes
     ----------
-    features
-        ``FeatureExtractor.to_dict()`` of the frame features: HFCC by default (the best F1 we
-        measured so far, see README "TACos status"), or learned embeddings
-        (:class:`~kwsos.embeddings.EmbeddingFeatures`, ``default_features("tacos")``) trained
-        when keywords are enrolled.
-    training
-        ``EmbeddingTrainingConfig.to_dict()``: how learned features are trained
-        (:mod:`kwsos.kws_embeddings`); ignored for HFCC / MFCC.
-    threshold
-        Global decision threshold on the normalised DTW path cost (cosine distance, lower =
-        better match); tuned on validation data by :meth:`KeywordSpotter.tune` (Diss. 6.3.6: one
-        global threshold, individual thresholds did not help).
-    keyword_thresholds
-        Optional per-keyword thresholds that override ``threshold`` for their keyword (tuned by
-        ``tune(..., per_keyword=True)``; Diss. Table 31 reports both variants).
-    steps
-        DTW step sizes ``(template frames, recording frames)``.
-    min_duration_ratio
-        Detections shorter than this fraction of the matched shot are dropped.
-    templates
-        ``"shots"``: every shot is a template (paper); ``"dba"``: one DTW-barycenter average per
-        keyword (the paper found it worse; offered for speed with many shots).
     trim_top_db
         Trim each shot to the part within this many dB of its loudest 25 ms frame
         (:func:`kwsos.audio.trim_silence`); ``None`` keeps shots as recorded.
@@ -96,31 +95,142 @@ class SpotterConfig:
         Block length for streaming recordings.
     """
 
-    features: dict[str, Any] = field(default_factory=lambda: default_features("hfcc"))
-    training: dict[str, Any] = field(default_factory=dict)
-    threshold: float = 0.5
-    keyword_thresholds: dict[str, float] = field(default_factory=dict)
-    steps: tuple[tuple[int, int], ...] = DEFAULT_STEPS
-    min_duration_ratio: float = 0.5
-    templates: str = "shots"
     trim_top_db: float | None = 35.0
     min_shot_s: float = 0.1
     block_s: float = 30.0
 
     def __post_init__(self) -> None:
+        if not self.block_s > 0:
+            raise KwsosError(f"block_s must be positive, got {self.block_s}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig(Config):
+    """The keyword detector (:mod:`kwsos.backends`).
+
+    Attributes
+    ----------
+    name
+        ``"sdtw"``: subsequence DTW against every shot (Diss. 6.3.6); ``"sliding"``: the
+        sliding-window baseline (Diss. 6.3.7; scores the frames' segment vectors against the
+        keyword centres of a network trained with ``--features sliding``).
+    steps
+        DTW step sizes ``(template frames, recording frames)``.
+    min_duration_ratio
+        DTW detections shorter than this fraction of the matched shot are dropped.
+    templates
+        ``"shots"``: every shot is a template (paper); ``"dba"``: one DTW-barycenter average per
+        keyword (the paper found it worse; offered for speed with many shots).
+    """
+
+    name: str = "sdtw"
+    steps: tuple[tuple[int, int], ...] = DEFAULT_STEPS
+    min_duration_ratio: float = 0.5
+    templates: str = "shots"
+
+    def __post_init__(self) -> None:
+        if self.name not in ("sdtw", "sliding"):
+            raise KwsosError(f"detector must be 'sdtw' or 'sliding', got {self.name!r}")
         if self.templates not in ("shots", "dba"):
             raise KwsosError(f"templates must be 'shots' or 'dba', got {self.templates!r}")
         object.__setattr__(self, "steps", tuple(tuple(int(v) for v in s) for s in self.steps))
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["steps"] = [list(s) for s in self.steps]
-        return d
+
+@dataclass(frozen=True)
+class DecisionConfig(Config):
+    """Decision thresholds on the detector's match cost (lower = better match).
+
+    Attributes
+    ----------
+    threshold
+        Global threshold, tuned on validation data by :meth:`KeywordSpotter.tune` (Diss. 6.3.6:
+        one global threshold, individual thresholds did not help).
+    keyword_thresholds
+        Optional per-keyword thresholds that override ``threshold`` for their keyword
+        (``tune(..., per_keyword=True)``; Diss. Table 31 reports both variants).
+    """
+
+    threshold: float = 0.5
+    keyword_thresholds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        kt = {str(k): float(v) for k, v in dict(self.keyword_thresholds).items()}
+        for v in [self.threshold, *kt.values()]:
+            if not np.isfinite(v):
+                raise KwsosError(f"threshold must be a finite number, got {v}")
+        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "keyword_thresholds", kt)
+
+
+def _hfcc() -> FeatureExtractor:
+    return get_extractor("hfcc")
+
+
+@dataclass(frozen=True)
+class SpotterConfig(Config):
+    """Everything that defines a keyword spotter apart from its shots, in sections.
+
+    Attributes
+    ----------
+    frontend
+        Shot trimming and streaming (:class:`ShotFrontendConfig`).
+    features
+        The frame features, a :class:`~kwsos.features.FeatureExtractor` (saved with its
+        ``to_dict``): HFCC by default (the best F1 we measured so far, see README "TACos
+        status"), or learned embeddings (``default_features("tacos")``) trained when keywords
+        are enrolled. A learned extractor carries its trained network (not part of the dict).
+    training
+        How learned features are trained (:class:`~kwsos.embeddings.temporal.EmbeddingTrainingConfig`);
+        unused for HFCC / MFCC.
+    backend
+        The keyword detector (:class:`DetectorConfig`).
+    decision
+        The thresholds (:class:`DecisionConfig`).
+    """
+
+    frontend: ShotFrontendConfig = field(default_factory=ShotFrontendConfig)
+    features: FeatureExtractor = field(default_factory=_hfcc)
+    training: EmbeddingTrainingConfig = field(default_factory=EmbeddingTrainingConfig)
+    backend: DetectorConfig = field(default_factory=DetectorConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+
+    _decoders = {"features": extractor_from_dict}
+
+    def __post_init__(self) -> None:
+        if isinstance(self.features, Mapping):
+            object.__setattr__(self, "features", extractor_from_dict(dict(self.features)))
+        if not isinstance(self.features, FeatureExtractor):
+            raise KwsosError(f"features must be a feature extractor, got {self.features!r}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SpotterConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def for_features(cls, name: str, **options: Any) -> SpotterConfig:
+        """The default configuration for a ``--features`` choice (:func:`default_features`;
+        ``sliding`` also selects the sliding-window detector)."""
+        backend = DetectorConfig(name="sliding" if name == "sliding" else "sdtw")
+        return cls(features=default_features(name, **options), backend=backend)
+
+    @classmethod
+    def from_v1(cls, d: Mapping[str, Any]) -> SpotterConfig:
+        """The flat configuration of a ``kwsos-bank/1`` bank (kwsos 0.1.0)."""
+        d = dict(d)
+        sections = {
+            "frontend": ("trim_top_db", "min_shot_s", "block_s"),
+            "backend": ("steps", "min_duration_ratio", "templates"),
+            "decision": ("threshold", "keyword_thresholds"),
+        }
+        out: dict[str, Any] = {name: {} for name in sections}
+        for name, keys in sections.items():
+            for key in keys:
+                if key in d:
+                    out[name][key] = d.pop(key)
+        features = d.pop("features", None) or _hfcc().to_dict()
+        out["features"] = features
+        out["training"] = d.pop("training", None) or {}
+        if d:
+            raise KwsosError(f"unknown option(s) in a kwsos-bank/1 config: {', '.join(sorted(d))}")
+        if features.get("name") == "embedding" and features.get("kind") == "sliding":
+            out["backend"]["name"] = "sliding"
+        return cls.from_dict(out)
 
 
 #: ``--features`` choices: learned (trained on the shots) and hand-crafted.
@@ -128,8 +238,8 @@ LEARNED_FEATURES = ("tacos", "lkw", "sliding")
 FEATURE_CHOICES = (*LEARNED_FEATURES, "hfcc", "mfcc")
 
 
-def default_features(name: str, **options: Any) -> dict[str, Any]:
-    """``features`` dict of a :class:`SpotterConfig` for a ``--features`` choice.
+def default_features(name: str, **options: Any) -> FeatureExtractor:
+    """The feature extractor of a ``--features`` choice.
 
     ``tacos`` / ``lkw`` are embeddings from a network trained with the TACos loss or the
     keyword-only loss (no trained network yet), searched with DTW; ``sliding`` is the
@@ -137,13 +247,11 @@ def default_features(name: str, **options: Any) -> dict[str, Any]:
     ``hfcc`` / ``mfcc`` are the hand-crafted baselines. ``options`` override extractor fields (e.g. ``mode="exact"``).
     """
     if name == "sliding":
-        return {"name": "embedding", "kind": name, "mode": "exact", **options}
+        return get_extractor("embedding", kind=name, **{"mode": "exact", **options})
     if name in LEARNED_FEATURES:
-        return {"name": "embedding", "kind": name, **options}
+        return get_extractor("embedding", kind=name, **options)
     if name in ("hfcc", "mfcc"):
-        from kwsos.features import get_extractor
-
-        return get_extractor(name, **options).to_dict()
+        return get_extractor(name, **options)
     raise KwsosError(f"unknown features {name!r}; choose one of {', '.join(FEATURE_CHOICES)}")
 
 
@@ -194,13 +302,17 @@ class KeywordSpotter:
     """
 
     def __init__(self, config: SpotterConfig | None = None) -> None:
-        self.config = config or SpotterConfig()
-        try:
-            self.extractor: FeatureExtractor = extractor_from_dict(self.config.features)
-        except (TypeError, ValueError) as exc:
-            raise KwsosError(f"invalid features configuration: {exc}") from None
+        self.config = config if config is not None else SpotterConfig()
         self._keywords: dict[str, _Keyword] = {}
-        self._detector: SubsequenceDTWDetector | None = None
+        self._detector: Detector | None = None
+
+    @property
+    def extractor(self) -> Any:
+        """The frame features (``config.features``; the one source of truth)."""
+        return self.config.features
+
+    def _set_features(self, extractor: FeatureExtractor) -> None:
+        self.config = replace(self.config, features=extractor)
 
     # ------------------------------------------------------------------ enrollment
     @property
@@ -222,23 +334,17 @@ class KeywordSpotter:
 
     def load_shot(self, shot: str | Path | np.ndarray) -> np.ndarray:
         """Load (or take) one shot, apply the frontend and trimming, check its length."""
-        if isinstance(shot, np.ndarray):
-            wave, name = np.asarray(shot, np.float32), "shot array"
-            if wave.ndim != 1 or not len(wave):
-                raise KwsosError("a shot array must be a non-empty 1-D 16 kHz signal")
-            peak = float(np.max(np.abs(wave)))
-            if not np.isfinite(peak) or peak <= 0:
-                raise KwsosError("shot array is silent or not finite")
-            wave = wave / peak
-        else:
-            wave, name = load_audio(shot), str(shot)
-        if self.config.trim_top_db is not None:
-            wave = trim_silence(wave, SAMPLE_RATE, top_db=self.config.trim_top_db)
+        # files and arrays share one frontend (normalisation and 50 Hz high-pass)
+        name = "array" if isinstance(shot, np.ndarray) else str(shot)
+        wave = load_clip(shot, what="shot array")
+        front = self.config.frontend
+        if front.trim_top_db is not None:
+            wave = trim_silence(wave, SAMPLE_RATE, top_db=front.trim_top_db)
         duration = len(wave) / SAMPLE_RATE
-        if duration < self.config.min_shot_s or self.extractor.n_frames(len(wave)) < 2:
+        if duration < front.min_shot_s or self.extractor.n_frames(len(wave)) < 2:
             raise KwsosError(
                 f"shot {name} is too short: {duration:.3f} s of sound, need at least "
-                f"{self.config.min_shot_s:.2f} s"
+                f"{front.min_shot_s:.2f} s"
             )
         return wave
 
@@ -274,8 +380,10 @@ class KeywordSpotter:
     def remove(self, keyword: str) -> KeywordSpotter:
         self._get(keyword)
         del self._keywords[keyword]
-        kt = {k: v for k, v in self.config.keyword_thresholds.items() if k != keyword}
-        self.config = replace(self.config, keyword_thresholds=kt)
+        kt = {k: v for k, v in self.config.decision.keyword_thresholds.items() if k != keyword}
+        self.config = replace(
+            self.config, decision=replace(self.config.decision, keyword_thresholds=kt)
+        )
         self._detector = None
         return self
 
@@ -290,7 +398,8 @@ class KeywordSpotter:
         unknown = sorted(set(kt) - set(self._keywords))
         if unknown:
             raise BankError(f"thresholds for keywords that are not enrolled: {', '.join(unknown)}")
-        self.config = replace(self.config, threshold=float(threshold), keyword_thresholds=kt)
+        decision = DecisionConfig(threshold=float(threshold), keyword_thresholds=kt)
+        self.config = replace(self.config, decision=decision)
         if self._detector is not None:
             self._detector.threshold = float(threshold)
         return self
@@ -298,20 +407,28 @@ class KeywordSpotter:
     @property
     def thresholds(self) -> np.ndarray:
         """The threshold of each keyword, in the detector's keyword order (``keywords_``)."""
-        kt = self.config.keyword_thresholds
+        d = self.config.decision
         return np.array(
-            [kt.get(str(k), self.config.threshold) for k in self.detector.keywords_], np.float64
+            [d.keyword_thresholds.get(str(k), d.threshold) for k in self.detector.keywords_],
+            np.float64,
         )
 
     def set_templates(self, templates: str) -> KeywordSpotter:
         """Switch between ``"shots"`` and ``"dba"`` templates (re-extracted from the stored shots)."""
-        self.config = replace(self.config, templates=templates)
+        self.config = replace(self.config, backend=replace(self.config.backend, templates=templates))
+        return self._drop_templates()
+
+    def use_features(self, name: str, **options: Any) -> KeywordSpotter:
+        """Switch to a ``--features`` choice (:meth:`SpotterConfig.for_features`: ``sliding``
+        also selects the sliding-window detector); templates are re-extracted."""
+        cfg = SpotterConfig.for_features(name, **options)
+        backend = replace(self.config.backend, name=cfg.backend.name)
+        self.config = replace(self.config, features=cfg.features, backend=backend)
         return self._drop_templates()
 
     def set_extractor(self, extractor: FeatureExtractor) -> KeywordSpotter:
         """Switch the features (templates are re-extracted from the stored shots)."""
-        self.extractor = extractor
-        self.config = replace(self.config, features=extractor.to_dict())
+        self._set_features(extractor)
         return self._drop_templates()
 
     # ------------------------------------------------------------------ learned features
@@ -338,10 +455,9 @@ class KeywordSpotter:
         # a network attached without training info (set_extractor) is taken as it is
         return ex.net is None or (trained_on is not None and trained_on != self._shot_counts())  # type: ignore[attr-defined]
 
-    def training_config(self) -> Any:
-        from kwsos.kws_embeddings import EmbeddingTrainingConfig
-
-        cfg = EmbeddingTrainingConfig.from_dict(self.config.training)
+    def training_config(self) -> EmbeddingTrainingConfig:
+        """The training settings, with the extractor's kind and input normalisation."""
+        cfg = self.config.training
         if not self.learned:
             return cfg
         # the extractor's settings are the ones inference uses: training must see the same input
@@ -364,7 +480,7 @@ class KeywordSpotter:
             cfg = replace(cfg, **changes)
         except (TypeError, ValueError) as exc:
             raise KwsosError(f"invalid training settings: {exc}") from None
-        self.config = replace(self.config, training=cfg.to_dict())
+        self.config = replace(self.config, training=cfg)
         return self
 
     def train_features(
@@ -386,7 +502,7 @@ class KeywordSpotter:
             Extra "no speech" clips (16 kHz arrays) of the user's environment, used together
             with the built-in generated backgrounds.
         """
-        from kwsos.kws_embeddings import train_keyword_embeddings
+        from kwsos.embeddings.temporal import keyword_centres, train_keyword_embeddings
 
         if not self.learned:
             raise KwsosError(f"{self.extractor.name} features are not trained")
@@ -411,13 +527,11 @@ class KeywordSpotter:
             "config": cfg.to_dict(),
             "log": tlog.to_dict(),
         }
-        if self.feature_name == "sliding":
-            centres = loss.centers.detach().cpu().numpy()
-            info["centres"] = {k: centres[ts.classes.index(k)].tolist() for k in self.keywords}
-        self.extractor = replace(ex, training=info).with_net(net)  # type: ignore[call-arg,attr-defined]
-        self.config = replace(
-            self.config, features=self.extractor.to_dict(), training=cfg.to_dict()
-        )
+        centres = keyword_centres(cfg, loss, ts, self.keywords)
+        if centres:
+            info["centres"] = centres
+        self._set_features(replace(ex, training=info).with_net(net))  # type: ignore[call-arg,attr-defined]
+        self.config = replace(self.config, training=cfg)
         self._drop_templates()
         return tlog
 
@@ -448,8 +562,7 @@ class KeywordSpotter:
             ex = replace(self.extractor, **changes)
         except ValueError as exc:
             raise KwsosError(str(exc)) from None
-        self.extractor = ex
-        self.config = replace(self.config, features=ex.to_dict())
+        self._set_features(ex)
         return self._drop_templates()
 
     def _drop_templates(self) -> KeywordSpotter:
@@ -461,12 +574,13 @@ class KeywordSpotter:
     # ------------------------------------------------------------------ templates / detector
     def _templates(self, name: str) -> list[np.ndarray]:
         kw = self._keywords[name]
-        if kw.templates is None and self.feature_name == "sliding":
-            centre = self.extractor.training["centres"][name]  # type: ignore[attr-defined]
-            kw.templates = [np.asarray(centre, np.float32)[None, :]]
         if kw.templates is None:
             feats = [self.extractor(w) for w in kw.shots]
-            kw.templates = [dba_template(feats)] if self.config.templates == "dba" else feats
+            if self.config.backend.templates == "dba":
+                from kwsos.backends.dtw import dba_template
+
+                feats = [dba_template(feats)]
+            kw.templates = feats
         return kw.templates
 
     def fit(self) -> KeywordSpotter:
@@ -491,27 +605,26 @@ class KeywordSpotter:
             for t in self._templates(name):
                 templates.append(t)
                 labels.append(name)
-        if self.feature_name == "sliding":
-            from kwsos.backends.sliding import SlidingWindowDetector
-
-            frames = [
-                np.mean([self.extractor.n_frames(len(w)) for w in self._keywords[k].shots])
-                for k in self.keywords
-            ]
-            self._detector = SlidingWindowDetector(  # type: ignore[assignment]
-                self.config.threshold,
-                segment_frames=self.extractor.segment_frames,  # type: ignore[attr-defined]
-            ).fit([t[0] for t in templates], labels, frames)
-            return self
-        self._detector = SubsequenceDTWDetector(
-            threshold=self.config.threshold,
-            steps=self.config.steps,
-            min_duration_ratio=self.config.min_duration_ratio,
-        ).fit(templates, labels)
+        self._detector = self._make_detector().fit(templates, labels)
         return self
 
+    def _make_detector(self) -> Detector:
+        """The configured detector, given every setting it takes from the backend config and
+        the features (the sliding window's segment length and trained keyword centres)."""
+        b, ex = self.config.backend, self.extractor
+        available = {
+            "threshold": self.config.decision.threshold,
+            "steps": b.steps,
+            "min_duration_ratio": b.min_duration_ratio,
+            "segment_frames": getattr(ex, "segment_frames", None),
+            "centres": (getattr(ex, "training", None) or {}).get("centres"),
+        }
+        cls = detector_class(b.name)
+        accepted = inspect.signature(cls).parameters
+        return cls(**{k: v for k, v in available.items() if k in accepted and v is not None})
+
     @property
-    def detector(self) -> SubsequenceDTWDetector:
+    def detector(self) -> Detector:
         if self._detector is None:
             self.fit()
         assert self._detector is not None
@@ -534,10 +647,10 @@ class KeywordSpotter:
     ) -> Iterator[np.ndarray]:
         total = self.extractor.n_frames(int(round(duration_s * SAMPLE_RATE)))
         done = 0
-        for feats in self.extractor.stream(stream_audio(recording, block_s=self.config.block_s)):
+        blocks = stream_audio(recording, block_s=self.config.frontend.block_s)
+        for feats in self.extractor.stream(blocks):
             done += len(feats)
-            if hook is not None:
-                hook("detect", completed=min(done, total), total=total)
+            call_hook(hook, "detect", completed=min(done, total), total=total)
             yield feats
 
     def _candidates(
@@ -570,14 +683,7 @@ class KeywordSpotter:
         """
         duration = self._check_recording(recording)
         feats = np.concatenate(list(self._feature_stream(recording, duration, None)))
-        det = self.detector
-        if self.feature_name == "sliding":
-            costs = det.costs(feats).T  # type: ignore[attr-defined]
-        else:
-            norm, _ = det.search(feats)
-            costs = np.stack(
-                [norm[det.template_keyword_ == k].min(axis=0) for k in range(len(det.keywords_))]
-            )
+        costs = self.detector.cost_curves(feats)
         onset, offset = self.extractor.frame_bounds_s(np.arange(len(feats)), np.arange(len(feats)))
         return (onset + offset) / 2, costs
 
@@ -620,20 +726,20 @@ class KeywordSpotter:
     ) -> TuneResult:
         """Choose the threshold(s) that maximise event-based micro F1 on validation data.
 
-        The DTW runs once per recording (all local minima kept); each candidate threshold then
-        only re-runs the cheap post-processing, scored with :func:`~kwsos.metrics.event_match_counts`
-        (sed_eval's matching rule). Global threshold: a sweep over ``n_thresholds`` quantiles of
-        the candidate costs; among equally good thresholds the median one is taken.
-
-        ``per_keyword=True`` then refines one threshold per keyword by coordinate ascent on the
-        same micro F1 (``passes`` rounds over the keywords, ``n_keyword_thresholds`` quantiles of
-        each keyword's candidate costs within the global threshold +- its distance to the
-        lowest cost), starting from the global threshold; a change is kept only if it raises
-        F1, ties go to the value nearest the global threshold, so validation F1 never drops
-        below the global one. The spotter's thresholds are set to the result.
+        The detector runs once per recording (all candidates kept); each candidate threshold
+        then only re-runs the cheap post-processing, scored with
+        :func:`~kwsos.metrics.event_match_counts` (sed_eval's matching rule). The search is
+        :func:`kwsos.thresholds.tune_f1` (the decision layer) with the recordings as units:
+        a global threshold from ``n_thresholds`` quantiles of the candidate costs, and with
+        ``per_keyword=True`` one threshold per keyword refined by coordinate ascent
+        (``passes``, ``n_keyword_thresholds``), never below the global validation F1. The
+        spotter's thresholds are set to the result.
         """
+        from kwsos.thresholds import tune_f1
+
         if not recordings:
             raise KwsosError("tune needs at least one validation recording")
+        self.detector  # noqa: B018 - raises BankError when nothing is enrolled
         names = {file_key(str(r)) for r in recordings}
         ref = [e for e in reference if file_key(e.filename) in names]
         if not ref:
@@ -649,12 +755,7 @@ class KeywordSpotter:
         for i, rec in enumerate(recordings):
             cands, duration = self._candidates(rec, np.inf, None)
             per_rec.append((rec, duration, cands))
-            if hook is not None:
-                hook("tune", completed=i + 1, total=len(recordings))
-        all_cands = np.concatenate([c for _, _, c in per_rec])
-        all_cands = all_cands[np.isfinite(all_cands["cost"])]
-        if not len(all_cands):
-            raise KwsosError("no DTW match at all in the validation recordings")
+            call_hook(hook, "tune", completed=i + 1, total=len(recordings))
         files = [str(r) for r in recordings]
         ref_by_file: dict[str, list[Event]] = {}
         for e in ref:
@@ -673,84 +774,38 @@ class KeywordSpotter:
             counts = event_match_counts(ref_by_file.get(file_key(str(rec)), []), est)
             return np.array([sum(v[j] for v in counts.values()) for j in range(3)], np.int64)
 
-        # Threshold sweeps re-score only the files whose kept candidates change: per file the
-        # (hits, n_ref, n_est) counts are cached and micro F1 comes from their sums.
-        rec_costs = [c["cost"] for _, _, c in per_rec]
-        rec_kw = [c["keyword"] for _, _, c in per_rec]
-
-        def f1_of(total: np.ndarray) -> tuple[float, float, float]:
-            hits, n_ref, n_est = (int(v) for v in total)
-            return micro_f1({"": (hits, n_ref, n_est)})
-
-        costs = all_cands["cost"]
-        grid = np.unique(np.quantile(costs, np.linspace(0, 1, n_thresholds)))
-        cached = np.stack([file_counts(i, -np.inf) for i in range(len(per_rec))])
-        prev, rows_l = -np.inf, []
-        for thr in grid:
-            for i, rc in enumerate(rec_costs):
-                if np.any((rc > prev) & (rc <= thr)):
-                    cached[i] = file_counts(i, thr)
-            rows_l.append(f1_of(cached.sum(axis=0)))
-            prev = thr
-        rows = np.array(rows_l)
-        f1 = rows[:, 0]
-        best = np.flatnonzero(f1 == f1.max())
-        pick = best[len(best) // 2]
-        t_global = float(grid[pick])
+        try:
+            tuned = tune_f1(
+                [c["cost"] for _, _, c in per_rec],
+                [c["keyword"] for _, _, c in per_rec],
+                file_counts,
+                len(self.detector.keywords_),
+                n_thresholds=n_thresholds,
+                per_class=per_keyword,
+                n_class_thresholds=n_keyword_thresholds,
+                passes=passes,
+                hook=hook,
+            )
+        except ValueError:
+            raise KwsosError("no DTW match at all in the validation recordings") from None
+        t_global = tuned.threshold
         global_scores = event_based_scores(ref, events(t_global), files=files)
         keyword_thresholds: dict[str, float] = {}
         scores = global_scores
-        if per_keyword:
-            thr_v = np.full(len(self.detector.keywords_), t_global)
-            cached = np.stack([file_counts(i, thr_v) for i in range(len(per_rec))])
-            total = cached.sum(axis=0)
-            current = f1_of(total)[0]
-            lo = float(costs.min())
-            for p in range(passes):
-                for k in range(len(thr_v)):
-                    kc = all_cands["cost"][all_cands["keyword"] == k]
-                    kc = kc[(kc >= lo) & (kc <= 2 * t_global - lo)]
-                    if not len(kc):
-                        continue
-                    qs = np.quantile(kc, np.linspace(0, 1, n_keyword_thresholds))
-                    best_f, best_t, best_upd = current, thr_v[k], None
-                    for t in np.unique(qs):
-                        a, b = min(t, thr_v[k]), max(t, thr_v[k])
-                        hit = [
-                            i
-                            for i in range(len(per_rec))
-                            if np.any((rec_kw[i] == k) & (rec_costs[i] > a) & (rec_costs[i] <= b))
-                        ]
-                        trial = thr_v.copy()
-                        trial[k] = t
-                        upd = {i: file_counts(i, trial) for i in hit}
-                        new_total = total + sum(
-                            (upd[i] - cached[i] for i in hit), np.zeros(3, np.int64)
-                        )
-                        f = f1_of(new_total)[0]
-                        if f > best_f + 1e-12 or (
-                            abs(f - best_f) <= 1e-12 and abs(t - t_global) < abs(best_t - t_global)
-                        ):
-                            best_f, best_t, best_upd = f, t, upd
-                    if best_upd is not None:
-                        for i, v in best_upd.items():
-                            total += v - cached[i]
-                            cached[i] = v
-                    thr_v[k], current = best_t, best_f
-                if hook is not None:
-                    hook("tune per keyword", completed=p + 1, total=passes)
+        if tuned.class_thresholds is not None:
             keyword_thresholds = {
-                str(kw): float(t) for kw, t in zip(self.detector.keywords_, thr_v, strict=True)
+                str(kw): float(t)
+                for kw, t in zip(self.detector.keywords_, tuned.class_thresholds, strict=True)
             }
-            scores = event_based_scores(ref, events(thr_v), files=files)
+            scores = event_based_scores(ref, events(tuned.class_thresholds), files=files)
         self.set_threshold(t_global, keyword_thresholds)
         return TuneResult(
             t_global,
             scores,
-            grid,
-            f1,
-            rows[:, 1],
-            rows[:, 2],
+            tuned.grid,
+            tuned.f1,
+            tuned.precision,
+            tuned.recall,
             keyword_thresholds,
             global_scores,
         )
@@ -773,7 +828,7 @@ class KeywordSpotter:
         weight) and the spotter keeps it with its thresholds. Returns the chosen weight and the
         tuning result of every weight. No retraining: only the templates are re-extracted.
         """
-        if not self.learned or self.feature_name == "sliding":
+        if not self.learned or self.config.backend.name != "sdtw":
             raise KwsosError(
                 "the HFCC weight applies to learned DTW features (tacos, lkw), "
                 f"not {self.feature_name}"
@@ -853,7 +908,7 @@ class KeywordSpotter:
                 tfiles.append(rel)
             entries[name] = {"shots": shots, "templates": tfiles}
         meta = {
-            "format": "kwsos-bank/1",
+            "format": BANK_FORMAT,
             "kwsos_version": __version__,
             "config": self.config.to_dict(),
             "keywords": entries,
@@ -871,14 +926,23 @@ class KeywordSpotter:
             )
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            spotter = cls(SpotterConfig.from_dict(meta["config"]))
+            fmt = meta.get("format")
+            if fmt == BANK_FORMAT:
+                config = SpotterConfig.from_dict(meta["config"])
+            elif fmt == "kwsos-bank/1":
+                config = SpotterConfig.from_v1(meta["config"])
+            else:
+                raise ValueError(f"unknown bank format {fmt!r} (this kwsos reads {BANK_FORMAT})")
+            spotter = cls(config)
             if spotter.learned and (bank_dir / MODEL_FILE).is_file():
-                spotter.extractor = spotter.extractor.with_net(  # type: ignore[attr-defined]
-                    _load_net(bank_dir / MODEL_FILE, spotter.extractor.model)  # type: ignore[attr-defined]
+                spotter._set_features(
+                    spotter.extractor.with_net(_load_net(bank_dir / MODEL_FILE, spotter.extractor.model))
                 )
             for name, entry in meta["keywords"].items():
                 shots = [_read_wave(bank_dir / s["file"]) for s in entry["shots"]]
                 templates = [np.load(bank_dir / t, allow_pickle=False) for t in entry["templates"]]
+                if fmt == "kwsos-bank/1" and config.backend.name == "sliding":
+                    templates = []  # /1 stored the keyword centres here; now the shots' features
                 spotter._keywords[name] = _Keyword(
                     shots, [s["source"] for s in entry["shots"]], templates or None
                 )
