@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kwsos.backends.dtw import SubsequenceDTWDetector, cosine_cost
+from kwsos.backends import SubsequenceDTWDetector, cosine_cost
+from kwsos.io import write_text_atomic
 
 
 def machine() -> str:
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         text += f"Command (from the repo root):\n\n```\n{cmd}\n```\n\nOutput:\n\n```\n"
         text += "\n".join(ln for ln in lines if not ln.startswith("|") and ln) + "\n```\n\n"
         text += "\n".join(ln for ln in lines if ln.startswith("|")) + "\n"
-        args.results.write_text(text)
+        write_text_atomic(args.results, text)
         print(f"wrote {args.results}")
     return 0
 

@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench_tacos import load_demo, load_split, machine  # noqa: E402 - sibling script
 
+from kwsos.io import write_json_atomic  # noqa: E402 - after the path set-up above
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    from kwsos.kws import KeywordSpotter
+    from kwsos.tasks.kws import KeywordSpotter
 
     torch.set_num_threads(args.threads)
     if args.demo:
@@ -81,12 +83,8 @@ def main() -> None:
     print(f"chosen on validation: hfcc_weight {best['hfcc_weight']} -> test F1 {best['test_f1']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {"bank": str(args.bank), "machine": machine(), "rows": rows, "chosen": best},
-                indent=2,
-            )
-            + "\n"
+        write_json_atomic(
+            args.out, {"bank": str(args.bank), "machine": machine(), "rows": rows, "chosen": best}
         )
 
 

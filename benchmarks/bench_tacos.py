@@ -22,7 +22,6 @@ kernel), then scored against the reference and against the exact path's detectio
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -36,23 +35,26 @@ sys.path.insert(0, str(ROOT))
 
 from bench_detect_long import cpu_model, measure  # noqa: E402 - sibling script (benchmarks/)
 
+from kwsos.io import write_json_atomic  # noqa: E402 - after the path set-up above
+
 
 def load_split(data: Path, split: str):
     from kwsos.events import read_events
+    from kwsos.io import read_csv_rows
 
-    files = []
-    with open(data / f"{split}_manifest.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            files.append(data / row["file"])
+    rows = read_csv_rows(data / f"{split}_manifest.csv", ["file"], what="manifest")
+    files = [data / row["file"] for row in rows]
     ref = read_events(data / f"{split}_reference.csv")
     return files, ref
 
 
 def load_shots(data: Path) -> dict[str, list[Path]]:
+    from kwsos.io import read_csv_rows
+
     shots: dict[str, list[Path]] = {}
-    with open(data / "train_manifest.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            shots.setdefault(row["event_label"], []).append(data / row["file"])
+    rows = read_csv_rows(data / "train_manifest.csv", ["event_label", "file"], what="manifest")
+    for row in rows:
+        shots.setdefault(row["event_label"], []).append(data / row["file"])
     return shots
 
 
@@ -77,7 +79,7 @@ def build_spotter(
     input_norm_frames=100,
     precision=None,
 ):
-    from kwsos.kws import KeywordSpotter, SpotterConfig, default_features
+    from kwsos.tasks.kws import KeywordSpotter, SpotterConfig
 
     opts = {"mode": mode} if mode else {}
     learned_opts = {}
@@ -85,7 +87,7 @@ def build_spotter(
         learned_opts = {"input_norm": input_norm, "input_norm_frames": input_norm_frames}
         if precision:
             learned_opts["precision"] = precision
-    sp = KeywordSpotter(SpotterConfig(features=default_features(features, **opts, **learned_opts)))
+    sp = KeywordSpotter(SpotterConfig.for_features(features, **opts, **learned_opts))
     if sp.learned:
         train = {"seed": seed}
         if precision:
@@ -210,7 +212,7 @@ def cmd_enroll(args) -> None:
     print(f"machine at end: {machine()}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
+        write_json_atomic(args.out, {"machine": machine(), "rows": rows})
 
 
 def _dur(path: Path) -> float:
@@ -281,7 +283,7 @@ def run_detect(bank: Path, wav: Path, mode: str, hop: int, out_csv: Path) -> tup
 def cmd_detect_hop(args) -> None:
     """Child process for the hop mode (the CLI exposes --inference hop with the bank's hop)."""
     from kwsos.events import format_events
-    from kwsos.kws import KeywordSpotter
+    from kwsos.tasks.kws import KeywordSpotter
 
     sp = KeywordSpotter.load(args.bank)
     sp.set_inference("hop", args.hop)
@@ -290,8 +292,8 @@ def cmd_detect_hop(args) -> None:
 
 def cmd_detect(args) -> None:
     from kwsos.events import read_events
-    from kwsos.kws import KeywordSpotter
     from kwsos.metrics import event_based_scores
+    from kwsos.tasks.kws import KeywordSpotter
 
     args.work.mkdir(parents=True, exist_ok=True)
     wav, refp, dur = concat_split(args.data, "test", args.minutes, args.work)
@@ -337,10 +339,7 @@ def cmd_detect(args) -> None:
     print(f"machine at end: {machine()}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps({"machine": machine(), "minutes": dur / 60, "results": results}, indent=2)
-            + "\n"
-        )
+        write_json_atomic(args.out, {"machine": machine(), "minutes": dur / 60, "results": results})
 
 
 def main() -> None:

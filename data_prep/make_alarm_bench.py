@@ -57,7 +57,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
-from kwsos._atomic import atomic_output
+from kwsos.io import atomic_output
 
 __all__ = [
     "CLASSES",

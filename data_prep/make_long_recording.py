@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kwsos._atomic import atomic_output
+from kwsos.io import atomic_output
 
 DEMO = Path(__file__).resolve().parent.parent / "kwsos" / "data" / "demo"
 SOURCES = ("long", "validation")

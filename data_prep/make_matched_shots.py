@@ -17,9 +17,10 @@ Usage::
 
     python -m data_prep.make_matched_shots --data data/kws_tts --out data/kws_tts_matched
 
-The output has the KWS-DailyTalk layout that :func:`kwsos.kws_experiment.load_dataset` and the
-``recipes/kws_tts`` stages read (``train_manifest.csv``, ``{validation,test}_manifest.csv``,
-``{validation,test}_reference.csv``, ``train/<keyword>/<n>.wav``) and a README.md.
+The output has the KWS-DailyTalk layout that the ``recipes/kws_tts`` stages read (``load_dataset``
+in ``recipes/kws_tts/local/experiment.py``): ``train_manifest.csv``,
+``{validation,test}_manifest.csv``, ``{validation,test}_reference.csv``,
+``train/<keyword>/<n>.wav``, and a README.md.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ import soundfile as sf
 
 from kwsos.errors import KwsosError
 from kwsos.events import read_events
-from kwsos.kws_experiment import read_csv_rows
+from kwsos.io import read_csv_rows
 from kwsos.metrics import file_key
+
+#: What a missing manifest is called in the error message.
+MANIFEST = "KWS-DailyTalk-layout manifest"
 
 
 def _float(value: str | None, default: float) -> float:
@@ -77,9 +81,9 @@ def choose_shots(occurrences: list[dict], n_shots: int) -> list[dict]:
 def derive(data: Path, out: Path, *, n_shots: int = 5, margin_s: float = 0.05) -> dict:
     """Build the matched-speaker copy of ``data`` in ``out`` (see module docstring)."""
     data, out = data.resolve(), out.resolve()
-    train = read_csv_rows(data / "train_manifest.csv", ["event_label", "file"])
+    train = read_csv_rows(data / "train_manifest.csv", ["event_label", "file"], what=MANIFEST)
     keywords = list(dict.fromkeys(r["event_label"] for r in train))
-    val_rows = read_csv_rows(data / "validation_manifest.csv", ["file"])
+    val_rows = read_csv_rows(data / "validation_manifest.csv", ["file"], what=MANIFEST)
     meta = {file_key(r["file"]): r for r in val_rows}
     val_ref = read_events(data / "validation_reference.csv")
     by_kw: dict[str, list[dict]] = defaultdict(list)
@@ -156,7 +160,7 @@ def _write_variant(
     rel_data = Path(os.path.relpath(data, out))
     stats = {}
     for split in ("validation", "test"):
-        rows = read_csv_rows(data / f"{split}_manifest.csv", ["file"])
+        rows = read_csv_rows(data / f"{split}_manifest.csv", ["file"], what=MANIFEST)
         ref = read_events(data / f"{split}_reference.csv")
         if split == "validation":
             rows = [r for r in rows if file_key(r["file"]) not in used]

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kwsos._atomic import atomic_output
+from kwsos.io import atomic_output, read_csv_rows
 from kwsos.metrics import openness
 
 __all__ = [
@@ -240,9 +240,11 @@ def _write_manifest(path: Path, clips: Sequence[Clip], seen: set[str]) -> None:
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:
-    """Rows of a ``train.csv`` / ``test.csv`` (or ``index.csv``) written by this module."""
-    with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
+    """Rows of a ``train.csv`` / ``test.csv`` (or ``index.csv``) written by this module.
+
+    A missing or unreadable file is a one-line :class:`~kwsos.errors.KwsosError` (a ValueError).
+    """
+    return read_csv_rows(path, what="manifest")
 
 
 def prepare_alarm_osc(

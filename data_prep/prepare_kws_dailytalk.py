@@ -55,8 +55,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from kwsos._atomic import atomic_output
 from kwsos.errors import KwsosError
+from kwsos.io import atomic_output
 
 log = logging.getLogger(__name__)
 

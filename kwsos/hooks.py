@@ -16,8 +16,9 @@ __all__ = ["Hook", "call_hook", "subtask_hook"]
 class Hook(Protocol):
     """Progress callback: ``hook(step, completed=..., total=..., **info)``."""
 
-    def __call__(self, step: str, *, completed: int = ..., total: int = ..., **info: Any) -> None:
-        ...
+    def __call__(
+        self, step: str, *, completed: int = ..., total: int = ..., **info: Any
+    ) -> None: ...
 
 
 def call_hook(hook: Hook | None, step: str, *, completed: int, total: int, **info: Any) -> None:

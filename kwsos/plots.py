@@ -69,26 +69,53 @@ def plot_cost_timeline(
     fig, (ax, ax2) = plt.subplots(
         2, 1, figsize=(12, 2.2 + 0.32 * n_kw), sharex=True, height_ratios=[max(n_kw, 3), 3]
     )
-    im = ax.imshow(shown, aspect="auto", cmap="magma", extent=extent, vmin=lo, vmax=hi,
-                   interpolation="nearest")
+    im = ax.imshow(
+        shown, aspect="auto", cmap="magma", extent=extent, vmin=lo, vmax=hi, interpolation="nearest"
+    )
     over = np.ma.masked_where(costs <= thr[:, None], np.ones_like(costs))
-    ax.imshow(over, aspect="auto", cmap="Greys", alpha=0.55, extent=extent, vmin=0, vmax=1.5,
-              interpolation="nearest")
+    ax.imshow(
+        over,
+        aspect="auto",
+        cmap="Greys",
+        alpha=0.55,
+        extent=extent,
+        vmin=0,
+        vmax=1.5,
+        interpolation="nearest",
+    )
     for e in reference:
         if e.label in row:
-            ax.add_patch(Rectangle((e.onset, row[e.label] - 0.5), e.offset - e.onset, 1,
-                                   fill=False, ec="lime", lw=2.2))
+            ax.add_patch(
+                Rectangle(
+                    (e.onset, row[e.label] - 0.5),
+                    e.offset - e.onset,
+                    1,
+                    fill=False,
+                    ec="lime",
+                    lw=2.2,
+                )
+            )
     refs = [(e.label, e.onset, e.offset) for e in reference]
     for e in detections:
         if e.label not in row:
             continue
         hit = any(
-            lab == e.label and abs(on - e.onset) <= 0.2
+            lab == e.label
+            and abs(on - e.onset) <= 0.2
             and abs(off - e.offset) <= max(0.2, 0.5 * (off - on))
             for lab, on, off in refs
         )
-        ax.add_patch(Rectangle((e.onset, row[e.label] - 0.35), e.offset - e.onset, 0.7,
-                               fill=False, ec="white" if hit else "red", lw=1.4, ls="--"))
+        ax.add_patch(
+            Rectangle(
+                (e.onset, row[e.label] - 0.35),
+                e.offset - e.onset,
+                0.7,
+                fill=False,
+                ec="white" if hit else "red",
+                lw=1.4,
+                ls="--",
+            )
+        )
     ax.set_yticks(range(n_kw), [str(k) for k in keywords], fontsize=8)
     ax.set_title(title or "keyword match cost (dark = good match, grey = above threshold)")
     fig.colorbar(im, ax=ax, pad=0.01, label="cost")
@@ -99,8 +126,9 @@ def plot_cost_timeline(
     for e in reference:
         ax2.axvspan(e.onset, e.offset, color="lime", alpha=0.15)
     ax2.axhline(0, color="k", lw=1, ls="--")
-    ax2.set_ylim(min(-0.05, np.nanmin(margin[np.isfinite(margin)], initial=0)) * 1.1,
-                 0.25 * (hi - lo) + 0.05)
+    ax2.set_ylim(
+        min(-0.05, np.nanmin(margin[np.isfinite(margin)], initial=0)) * 1.1, 0.25 * (hi - lo) + 0.05
+    )
     ax2.set_ylabel("cost - threshold")
     ax2.set_xlabel("time (s); green: reference, white dashed: correct detection, red: false alarm")
     fig.tight_layout()
@@ -161,8 +189,17 @@ def plot_cost_histogram(
         raise ValueError("no finite costs to plot")
     bins = np.linspace(both.min(), np.quantile(both, 0.995), 60)
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.hist(i, bins=bins, density=True, alpha=0.5, color="grey", label=f"impostor minima (n={len(i)})")
-    ax.hist(t, bins=bins, density=True, alpha=0.6, color="green", label=f"keyword occurrences (n={len(t)})")
+    ax.hist(
+        i, bins=bins, density=True, alpha=0.5, color="grey", label=f"impostor minima (n={len(i)})"
+    )
+    ax.hist(
+        t,
+        bins=bins,
+        density=True,
+        alpha=0.6,
+        color="green",
+        label=f"keyword occurrences (n={len(t)})",
+    )
     if threshold is not None:
         ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3f}")
     ax.set_xlabel("match cost (lower = better match)")

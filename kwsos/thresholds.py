@@ -575,8 +575,12 @@ def tune_f1(
         No finite candidate cost at all.
     """
     n_units = len(unit_costs)
-    all_costs = np.concatenate([np.asarray(c, np.float64) for c in unit_costs]) if n_units else np.zeros(0)
-    all_classes = np.concatenate([np.asarray(c) for c in unit_classes]) if n_units else np.zeros(0, int)
+    all_costs = (
+        np.concatenate([np.asarray(c, np.float64) for c in unit_costs]) if n_units else np.zeros(0)
+    )
+    all_classes = (
+        np.concatenate([np.asarray(c) for c in unit_classes]) if n_units else np.zeros(0, int)
+    )
     finite = np.isfinite(all_costs)
     costs, classes = all_costs[finite], all_classes[finite]
     if not len(costs):
@@ -621,7 +625,9 @@ def tune_f1(
                     trial = thr_v.copy()
                     trial[k] = t
                     upd = {i: counts(i, trial) for i in hit}
-                    new_total = total + sum((upd[i] - cached[i] for i in hit), np.zeros(3, np.int64))
+                    new_total = total + sum(
+                        (upd[i] - cached[i] for i in hit), np.zeros(3, np.int64)
+                    )
                     f = _micro(new_total)[0]
                     if f > best_f + 1e-12 or (
                         abs(f - best_f) <= 1e-12 and abs(t - t_global) < abs(best_t - t_global)
@@ -636,4 +642,3 @@ def tune_f1(
                 hook("tune per class", completed=p + 1, total=passes)
         class_thr = thr_v
     return F1Tuning(t_global, class_thr, grid, f1, rows[:, 1], rows[:, 2])
-

@@ -66,12 +66,18 @@ class SlidingWindowDetector:
         given = dict(self.centres or {})
         rows, frames = [], []
         for kw in keywords:
-            mine = [np.asarray(t, np.float64) for t, lab in zip(templates, labels, strict=True) if lab == kw]
+            mine = [
+                np.asarray(t, np.float64)
+                for t, lab in zip(templates, labels, strict=True)
+                if lab == kw
+            ]
             frames.append(np.mean([len(t) for t in mine]))
             if kw in given:
                 rows.append(np.asarray(given[kw], np.float64).reshape(-1))
             else:
-                unit = [t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12) for t in mine]
+                unit = [
+                    t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12) for t in mine
+                ]
                 rows.append(np.concatenate(unit).mean(axis=0))
         c = np.stack(rows)
         self.centres_ = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)

@@ -523,7 +523,9 @@ def tune(
     spotter.save(bank)
     if per_keyword:
         assert result.global_scores is not None
-        _print_scores(result.global_scores, f"validation scores at global threshold {result.threshold:.4f}")
+        _print_scores(
+            result.global_scores, f"validation scores at global threshold {result.threshold:.4f}"
+        )
         _print_scores(result.scores, "validation scores with per-keyword thresholds")
     else:
         _print_scores(result.scores, f"validation scores at threshold {result.threshold:.4f}")

@@ -430,7 +430,9 @@ class ClipEmbedder:
         log.info("training on %d clips of %d classes: %d epochs, batch %d",
                  len(x), n_classes, epochs, batch)  # fmt: skip
         # the pretrained network is read once; every member starts from a copy of it
-        pretrained = load_pretrained(m.init, frontend=self.frontend_config).eval() if m.init else None
+        pretrained = (
+            load_pretrained(m.init, frontend=self.frontend_config).eval() if m.init else None
+        )
         models, logs = [], []
         if pretrained is not None and m.keep_pretrained and epochs > 0:
             models.append(pretrained)

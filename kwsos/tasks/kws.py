@@ -415,7 +415,9 @@ class KeywordSpotter:
 
     def set_templates(self, templates: str) -> KeywordSpotter:
         """Switch between ``"shots"`` and ``"dba"`` templates (re-extracted from the stored shots)."""
-        self.config = replace(self.config, backend=replace(self.config.backend, templates=templates))
+        self.config = replace(
+            self.config, backend=replace(self.config.backend, templates=templates)
+        )
         return self._drop_templates()
 
     def use_features(self, name: str, **options: Any) -> KeywordSpotter:
@@ -936,7 +938,9 @@ class KeywordSpotter:
             spotter = cls(config)
             if spotter.learned and (bank_dir / MODEL_FILE).is_file():
                 spotter._set_features(
-                    spotter.extractor.with_net(_load_net(bank_dir / MODEL_FILE, spotter.extractor.model))
+                    spotter.extractor.with_net(
+                        _load_net(bank_dir / MODEL_FILE, spotter.extractor.model)
+                    )
                 )
             for name, entry in meta["keywords"].items():
                 shots = [_read_wave(bank_dir / s["file"]) for s in entry["shots"]]

@@ -63,7 +63,6 @@ rejections); with one shot per class there is nothing to fit (only the self-simi
 a development benchmark.
 """
 
-
 from __future__ import annotations
 
 import logging
@@ -237,7 +236,7 @@ class OpenSetClassifier:
     Attributes
     ----------
     classes_ : list of str
-        Known classes (sorted), the columns of :meth:`decision_function`.
+        Known classes (sorted), the columns of :meth:`class_similarities`.
     unknown_classes_ : list of str
         Known-unknown training classes (trained as classes, predicted as unknown).
     threshold_ : float
@@ -323,7 +322,9 @@ class OpenSetClassifier:
             per class.
         """
         known = _check_classes(shots, "shots", self.config.decision.unknown_label)
-        unknown = _check_classes(unknown_shots or {}, "unknown shots", self.config.decision.unknown_label)
+        unknown = _check_classes(
+            unknown_shots or {}, "unknown shots", self.config.decision.unknown_label
+        )
         _check_split(known, unknown)
         every = {**dict(shots), **dict(unknown_shots or {})}
         total = sum(len(every[name]) for name in known + unknown)
@@ -470,7 +471,7 @@ class OpenSetClassifier:
         """Labels, closed-set classes and scores of ``clips`` from one pass of the network."""
         return self.decide(self.transform(clips), threshold=threshold)
 
-    def decision_function(self, clips: Sequence[Clip]) -> np.ndarray:
+    def class_similarities(self, clips: Sequence[Clip]) -> np.ndarray:
         """Similarity to every known class, ``(n, n_classes)``: higher = more like that class.
 
         The maximum cosine similarity between a clip's embedding and the embeddings of the
@@ -486,6 +487,12 @@ class OpenSetClassifier:
         the clips whose score is below the threshold.
         """
         return self.predict_details(clips).decision_scores
+
+    def decision_function(self, clips: Sequence[Clip]) -> np.ndarray:
+        """``score_samples - threshold_``, ``(n,)``: positive = predicted as a known class
+        (scikit-learn's convention)."""
+        self._check_fitted()
+        return self.score_samples(clips) - self.threshold_
 
     def predict(self, clips: Sequence[Clip], *, threshold: float | None = None) -> np.ndarray:
         """Class of every clip, or ``config.unknown_label``, ``(n,)`` object array."""

@@ -3,7 +3,7 @@
 #
 #   stage 0: build the benchmark (data_prep.make_alarm_bench) and its folds
 #            (data_prep.prepare_alarm_osc); both return at once when already done
-#   stage 1: train and score kwsos.openset.OpenSetClassifier for every setting x seed
+#   stage 1: train and score kwsos.tasks.openset.OpenSetClassifier for every setting x seed
 #            (local/run_settings.py; resumes: runs already in $exp/runs.jsonl are skipped)
 #   stage 2: the results table (local/make_table.py -> $exp/table.md)
 #
@@ -18,6 +18,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 python=${PYTHON:-python}
+readonly here root python
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 
 stage=0
@@ -36,28 +37,7 @@ epochs=""
 jobs=2
 threads=1
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2 ;;
-    --stop_stage|--stop-stage) stop_stage=$2 ;;
-    --bench) bench=$2 ;;
-    --bench_seed|--bench-seed) bench_seed=$2 ;;
-    --bench_opts|--bench-opts) bench_opts=$2 ;;
-    --dataset) dataset=$2 ;;
-    --exp) exp=$2 ;;
-    --seeds) seeds=$2 ;;
-    --settings) settings=$2 ;;
-    --folds) folds=$2 ;;
-    --config) config=$2 ;;
-    --thresholds) thresholds=$2 ;;
-    --epochs) epochs=$2 ;;
-    --jobs) jobs=$2 ;;
-    --threads) threads=$2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+. "$root/recipes/utils/parse_options.sh"
 
 prepared=$bench/prepared
 if [ -n "$dataset" ]; then

@@ -16,12 +16,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 python=${PYTHON:-python}
+readonly here root python
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 
 stage=0
 stop_stage=3
 annotations=""
-audio=""
+dailytalk_audio=""
 data=$root/data/kws_dailytalk
 exp=$root/exp/kws_dailytalk
 conf=$here/conf/kws_dailytalk.json
@@ -30,36 +31,19 @@ jobs=2
 threads=1
 force=0
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2 ;;
-    --stop_stage|--stop-stage) stop_stage=$2 ;;
-    --annotations) annotations=$2 ;;
-    --dailytalk_audio|--dailytalk-audio) audio=$2 ;;
-    --data) data=$2 ;;
-    --exp) exp=$2 ;;
-    --conf) conf=$2 ;;
-    --systems) systems=$2 ;;
-    --jobs) jobs=$2 ;;
-    --threads) threads=$2 ;;
-    --force) force=$2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+. "$root/recipes/utils/parse_options.sh"
 
 mkdir -p "$exp"
 start=$(date +%s)
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  if [ -z "$annotations" ] || [ -z "$audio" ]; then
+  if [ -z "$annotations" ] || [ -z "$dailytalk_audio" ]; then
     echo "run.sh: stage 0 needs --annotations DIR and --dailytalk_audio DIR (or start at --stage 1 with a prepared --data DIR)" >&2
     exit 2
   fi
   echo "stage 0: KWS-DailyTalk -> $data"
   "$python" -m data_prep.prepare_kws_dailytalk --annotations "$annotations" \
-    --dailytalk-audio "$audio" --out "$data"
+    --dailytalk-audio "$dailytalk_audio" --out "$data"
 fi
 
 if [ "$stop_stage" -ge 1 ]; then

@@ -17,6 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 python=${PYTHON:-python}
+readonly here root python
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 
 stage=0
@@ -29,25 +30,9 @@ jobs=2
 threads=1
 force=0
 data_opts="--seed 0"
-cmdline="$0 $*"
+readonly cmdline="$0 $*"
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2 ;;
-    --stop_stage|--stop-stage) stop_stage=$2 ;;
-    --data) data=$2 ;;
-    --exp) exp=$2 ;;
-    --conf) conf=$2 ;;
-    --systems) systems=$2 ;;
-    --jobs) jobs=$2 ;;
-    --threads) threads=$2 ;;
-    --force) force=$2 ;;
-    --data_opts|--data-opts) data_opts=$2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+. "$root/recipes/utils/parse_options.sh"
 
 mkdir -p "$exp"
 start=$(date +%s)

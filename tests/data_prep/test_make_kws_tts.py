@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.make_demo import FESTIVAL_VOICE_DIRS, REQUIRED_PROGRAMS
+from data_prep.tts import FESTIVAL_VOICE_DIRS, REQUIRED_PROGRAMS
 from kwsos.events import read_events
 
 ENGINES_MISSING = [p for p in REQUIRED_PROGRAMS if shutil.which(p) is None] + [

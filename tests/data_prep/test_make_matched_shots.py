@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,11 @@ import soundfile as sf
 
 from data_prep.make_matched_shots import choose_shots, derive, main
 from kwsos.errors import KwsosError
-from kwsos.kws_experiment import load_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+# the KWS recipe's loader reads the derived dataset (recipes/kws_tts/local/experiment.py)
+sys.path.insert(0, str(ROOT / "recipes" / "kws_tts" / "local"))
+from experiment import load_dataset  # noqa: E402 - recipe module, found through the path above
 
 SR = 16000
 

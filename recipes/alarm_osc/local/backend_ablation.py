@@ -6,7 +6,7 @@ Reads the embeddings kept by ``local/run_settings.py --save-embeddings``
 speed factors ``EMB_SPEEDS``) and scores every run again with other reference sets
 (``--speeds``: which speed-changed copies of the shots are references, 1 = the shots alone, the
 paper's backend) and thresholds (``--thresholds``) with
-:meth:`kwsos.openset.OpenSetClassifier.decide`. Prints the mean weighted accuracy per setting
+:meth:`kwsos.tasks.openset.OpenSetClassifier.decide`. Prints the mean weighted accuracy per setting
 and over the 9 settings for every combination, and the best threshold per openness level.
 
     python local/backend_ablation.py ../../exp/alarm_osc_dev \\
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from kwsos.metrics import weighted_accuracy
-from kwsos.openset import OpenSetClassifier, OpenSetPrediction
+from kwsos.tasks.openset import OpenSetClassifier, OpenSetPrediction
 
 UNKNOWN = "unknown"
 LEVELS = ("low", "middle", "high")

@@ -15,17 +15,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 root=$(cd "$here/../.." && pwd)
 python=${PYTHON:-python}
+readonly here root python
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 jobs=2
 only=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --jobs) jobs=$2 ;;
-    --only) only=$2 ;;
-    *) echo "dev_ablations.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+. "$root/recipes/utils/parse_options.sh"
 
 dev=$root/data/alarm_bench_dev
 out=$root/exp/alarm_osc_dev

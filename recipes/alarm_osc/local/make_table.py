@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsos.io import write_text_atomic
+
 #: Diss. Table 29, "directly trained" column (mean over 5 trials), for comparison.
 PAPER = {
     ("low", 1): 97.4, ("low", 2): 99.1, ("low", 4): 99.7,
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     table = make_table(runs)
     sys.stdout.write(table)
     if args.output:
-        args.output.write_text(table)
+        write_text_atomic(args.output, table)
     return 0
 
 

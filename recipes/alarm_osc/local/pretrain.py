@@ -2,8 +2,8 @@
 """Pretrain the open-set clip network on procedurally generated classes.
 
 Reads the log-Mel clips of ``data_prep.make_alarm_pretrain`` and trains the network of the
-recipe's configuration (``--config``) on them with :func:`kwsos.openset.pretrain`; writes it
-with :func:`kwsos.openset.save_pretrained` for ``OpenSetConfig(init=...)``.
+recipe's configuration (``--config``) on them with :func:`kwsos.embeddings.clip.pretrain`; writes it
+with :func:`kwsos.embeddings.clip.save_pretrained` for ``OpenSetConfig(init=...)``.
 
     python local/pretrain.py ../../data/alarm_pretrain/features.npz \\
         --config conf/direct.json --epochs 30 --out ../../kwsos/data/osc_pretrained.pt
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsos.embeddings.clip import pretrain, save_pretrained
 from kwsos.errors import KwsosError
-from kwsos.openset import OpenSetConfig, pretrain, save_pretrained
+from kwsos.tasks.openset import OpenSetConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     options.setdefault("device", "cpu")
     if args.threads:
         options["threads"] = args.threads
-    config = OpenSetConfig.from_dict(options)
+    config = OpenSetConfig.from_flat(options)  # flat options, as in the conf files and --set
     try:
         with np.load(args.features) as z:
             x, labels, data = z["features"], z["labels"], json.loads(str(z["config"]))
@@ -54,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"error: cannot read {args.features} as data_prep.make_alarm_pretrain output: {exc}"
         ) from None
-    front = {k: config.to_dict()[k] for k in ("clip_s", "n_mels", "win_samples", "hop_samples")}
+    front = config.frontend.to_dict()
     if any(data[k] != v for k, v in front.items()):
         raise SystemExit(f"error: {args.features} has frontend {data}, the config {front}")
     t0 = time.perf_counter()
     try:
         model, log = pretrain(
-            x.astype(np.float32), labels, config=config, epochs=args.epochs,
+            x.astype(np.float32), labels, frontend=config.frontend, model=config.model,
+            training=config.training, epochs=args.epochs,
             batch_size=args.batch_size, max_minutes=args.max_minutes,
         )  # fmt: skip
     except KwsosError as exc:
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - t0, 1),
         "final_loss": log["losses"][-1],
     }
-    save_pretrained(model, args.out, config=config, info=info)
+    save_pretrained(model, args.out, frontend=config.frontend, info=info)
     logging.info("pretrained in %.0f s -> %s", info["seconds"], args.out)
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Few-shot open-set alarm classification on prepared folds (Diss. 6.2, Table 29 protocol).
 
-Thin wiring around :class:`kwsos.openset.OpenSetClassifier`: read the fold CSVs written by
+Thin wiring around :class:`kwsos.tasks.openset.OpenSetClassifier`: read the fold CSVs written by
 ``data_prep.prepare_alarm_osc`` (``<setting>/fold_NN/{train,test}.csv``, ``index.csv``), compute
 the log-Mel clips of every file once, then for every (setting, seed, fold) train a classifier
 on the fold's shots (known classes; unwanted classes seen in training as known unknowns) and
@@ -17,11 +17,9 @@ Eq. 28-29) on the classifier's decision scores.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from collections import defaultdict
@@ -31,17 +29,24 @@ from typing import Any
 
 import numpy as np
 
+from kwsos.errors import KwsosError
+from kwsos.io import atomic_output, read_csv_rows, write_json_atomic
 from kwsos.metrics import top1_auc, top1_eer, weighted_accuracy
-from kwsos.openset import OpenSetClassifier, OpenSetConfig
+from kwsos.tasks.openset import OpenSetClassifier, OpenSetConfig
 
 UNKNOWN = "unknown"
 LEVELS = ("low", "middle", "high")
 log = logging.getLogger("run_settings")
 
 
-def read_csv(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+#: Columns of data_prep.prepare_alarm_osc's index.csv and per-fold train.csv / test.csv used here.
+INDEX_COLUMNS = ("setting", "shots", "fold", "train", "test")
+FOLD_COLUMNS = ("path", "label", "class", "role")
+
+
+def read_csv(path: str | Path, need: tuple[str, ...] = FOLD_COLUMNS) -> list[dict[str, str]]:
+    """Rows of a prepared-fold CSV (a one-line KwsosError if it is missing or lacks a column)."""
+    return read_csv_rows(path, need, what="prepared-fold file (data_prep.prepare_alarm_osc)")
 
 
 def parse_thresholds(text: str) -> dict[str, float]:
@@ -85,7 +90,9 @@ class FeatureCache:
     """Log-Mel clips of every file, computed once per frontend configuration."""
 
     def __init__(self, cache_dir: Path, config: OpenSetConfig) -> None:
-        front = {k: config.to_dict()[k] for k in ("clip_s", "n_mels", "win_samples", "hop_samples")}
+        # the same key as before the configs had sections: existing caches stay valid
+        names = ("clip_s", "n_mels", "win_samples", "hop_samples")
+        front = {k: getattr(config.frontend, k) for k in names}
         key = hashlib.sha1(json.dumps(front, sort_keys=True).encode()).hexdigest()[:10]
         self.path = cache_dir / f"features_{key}.npz"
         self.clf = OpenSetClassifier(config)
@@ -106,9 +113,8 @@ class FeatureCache:
         self.index.update({p: len(self.index) + i for i, p in enumerate(todo)})
         ordered = sorted(self.index, key=self.index.__getitem__)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, features=self.data, paths=np.asarray(ordered))
-        os.replace(tmp, self.path)
+        with atomic_output(self.path) as tmp:
+            np.savez(tmp, features=self.data, paths=np.asarray(ordered))
         log.info(
             "log-Mel of %d clips in %.1f s -> %s", len(todo), time.perf_counter() - t0, self.path
         )
@@ -146,7 +152,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "setting": job["setting"],
         "shots": job["shots"],
         "openness": job["openness"],
-        "seed": config.seed,
+        "seed": config.training.seed,
         "fold": job["fold"],
         "threshold": clf.threshold_,
         "n_train": len(train_rows),
@@ -165,11 +171,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "run_s": round(t_all, 2),
     }
     if job.get("emb_dir"):
-        _save_embeddings(clf, job, config.seed, y, test_rows)
+        _save_embeddings(clf, job, config.training.seed, y, test_rows)
     if job["scores_dir"]:
         np.savez_compressed(
             Path(job["scores_dir"])
-            / f"{job['setting']}_seed{config.seed}_fold{job['fold']:02d}.npz",
+            / f"{job['setting']}_seed{config.training.seed}_fold{job['fold']:02d}.npz",
             y=y.astype(str),
             top_class=pred.top_class.astype(str),
             scores=pred.scores,
@@ -246,10 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         options[key] = json.loads(value)
     options.setdefault("device", "cpu")
-    base = OpenSetConfig.from_dict(options)
+    base = OpenSetConfig.from_flat(options)  # flat options, as in the conf files and --set
     thresholds = parse_thresholds(args.thresholds)
     epochs_by_shots = parse_epochs(args.epochs)
-    index = read_csv(args.prepared / "index.csv")
+    try:
+        index = read_csv(args.prepared / "index.csv", INDEX_COLUMNS)
+    except KwsosError as exc:
+        raise SystemExit(f"error: {exc}") from None
     wanted = [s for s in args.settings.split(",") if s] or list(
         dict.fromkeys(r["setting"] for r in index)
     )
@@ -283,9 +292,11 @@ def main(argv: list[str] | None = None) -> int:
                 if (setting, seed, fold) in done:
                     continue
                 r = rows[fold]
-                cfg = base.replace(seed=seed, threshold=thresholds[level], threads=args.threads)
+                cfg = base.replace_flat(
+                    seed=seed, threshold=thresholds[level], threads=args.threads
+                )
                 if int(r["shots"]) in epochs_by_shots:
-                    cfg = cfg.replace(epochs=epochs_by_shots[int(r["shots"])])
+                    cfg = cfg.replace_flat(epochs=epochs_by_shots[int(r["shots"])])
                 jobs.append({
                     "setting": setting, "shots": int(r["shots"]), "openness": level,
                     "fold": fold, "train": r["train"], "test": r["test"],
@@ -301,18 +312,20 @@ def main(argv: list[str] | None = None) -> int:
 
     global _CACHE
     _CACHE = FeatureCache(args.out, base)
-    paths = [r["path"] for j in jobs for f in (j["train"], j["test"]) for r in read_csv(f)]
+    try:  # every fold file is read (and checked) here, before any run starts
+        paths = [r["path"] for j in jobs for f in (j["train"], j["test"]) for r in read_csv(f)]
+    except KwsosError as exc:
+        raise SystemExit(f"error: {exc}") from None
     _CACHE.ensure(paths)
-    (args.out / "config.json").write_text(
-        json.dumps(
-            {
-                "config": base.to_dict(),
-                "thresholds": thresholds,
-                "epochs_by_shots": epochs_by_shots,
-                "argv": sys.argv,
-            },
-            indent=1,
-        )
+    write_json_atomic(
+        args.out / "config.json",
+        {
+            "config": base.to_dict(),
+            "thresholds": thresholds,
+            "epochs_by_shots": epochs_by_shots,
+            "argv": sys.argv,
+        },
+        indent=1,
     )
     t0 = time.perf_counter()
     with open(runs_path, "a", encoding="utf-8") as out:

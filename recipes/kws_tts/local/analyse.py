@@ -1,5 +1,5 @@
 """Stage 2 of the KWS recipes: cost separation of each finished system on the test split
-(kwsos.kws_experiment.analyse_system -> <exp>/<system>/separation.png, analysis.json): how far
+(local/experiment.py analyse_system -> <exp>/<system>/separation.png, analysis.json): how far
 the match costs of keyword occurrences and of everything else overlap, threshold-free (AUC).
 
     python local/analyse.py --data data/kws_tts --exp exp/kws_tts --conf conf/kws_tts.json
@@ -11,9 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from experiment import analyse_system, load_dataset
 from run_systems import systems_from_conf
-
-from kwsos.kws_experiment import analyse_system, load_dataset
 
 
 def main() -> None:

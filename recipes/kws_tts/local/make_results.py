@@ -10,10 +10,10 @@ import json
 import os
 from pathlib import Path
 
+from experiment import results_markdown, scene_markdown
 from run_systems import systems_from_conf
 
-from kwsos.events import write_text_atomic
-from kwsos.kws_experiment import results_markdown, scene_markdown
+from kwsos.io import write_text_atomic
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
         lines.append(f"Not run: {', '.join(missing)}\n")
     lines.append("Cost AUC: probability that a keyword occurrence matches its keyword better than "
                  "an impostor local minimum of the cost curve does (test split, threshold-free; "
-                 "`kwsos.kws_experiment.cost_separation`).\n")
+                 "`recipes/kws_tts/local/experiment.py`, `cost_separation`).\n")
     per_scene = scene_markdown(results)
     if per_scene:
         lines.append("Test F1 (%) per voice with the global threshold (`analysis.json`, "

@@ -1,4 +1,4 @@
-"""Stage 1 of the KWS recipes: run every system of the configuration (kwsos.kws_experiment).
+"""Stage 1 of the KWS recipes: run every system of the configuration (local/experiment.py).
 
 Each system runs in its own process (so that ``--jobs`` systems train side by side with
 ``--threads`` torch threads each); a system whose ``result.json`` exists is skipped.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 
 def systems_from_conf(conf: dict, only: str = ""):
-    from kwsos.kws_experiment import SYSTEMS, KwsSystem
+    from experiment import SYSTEMS, KwsSystem
 
     table = dict(SYSTEMS)
     for name, d in conf.get("extra_systems", {}).items():
@@ -54,13 +55,22 @@ def main() -> None:
     args = ap.parse_args()
     conf = json.loads(args.conf.read_text())
 
+    from experiment import load_dataset
+    from experiment import log as experiment_log
+
     from kwsos.errors import KwsosError
-    from kwsos.kws_experiment import load_dataset
+
+    # the experiment's progress (INFO) as plain lines on stdout; the library's loggers keep
+    # their defaults (warnings on stderr), so its per-epoch lines stay out of the output
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    experiment_log.addHandler(handler)
+    experiment_log.setLevel(logging.INFO)
+    experiment_log.propagate = False
 
     if args.one is not None:
         import torch
-
-        from kwsos.kws_experiment import run_system
+        from experiment import run_system
 
         torch.set_num_threads(args.threads)
         (system,) = systems_from_conf(conf, args.one)

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from conftest import SR, word
 
-from kwsos.errors import KwsosError
-from kwsos.tasks.kws import KeywordSpotter, SpotterConfig, default_features
 from kwsos.embeddings.temporal import (
     NO_SPEECH,
     REVERSED_SUFFIX,
     EmbeddingTrainingConfig,
     build_training_set,
 )
+from kwsos.errors import KwsosError
+from kwsos.tasks.kws import KeywordSpotter, SpotterConfig, default_features
 from kwsos.training import TrainConfig
 
 TINY = EmbeddingTrainingConfig(

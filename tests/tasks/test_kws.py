@@ -5,8 +5,8 @@ from conftest import plain_config
 from kwsos.errors import KwsosError
 from kwsos.events import Event, read_events
 from kwsos.features import MFCC
-from kwsos.tasks.kws import BankError, KeywordSpotter
 from kwsos.metrics import event_based_scores
+from kwsos.tasks.kws import BankError, KeywordSpotter
 
 
 def test_detects_every_occurrence_with_onsets(spotter, audio_set):

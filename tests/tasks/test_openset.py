@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 from osc_alarms import KNOWN, SR, TINY, alarm, clips
 
-from kwsos.errors import KwsosError
 from kwsos.embeddings.clip import ClipEmbedder
+from kwsos.errors import KwsosError
 from kwsos.tasks.openset import MODEL_FORMAT, OpenSetClassifier, OpenSetConfig
 
 
@@ -55,11 +55,15 @@ def test_known_unknowns_are_rejected():
 def test_decisions_are_consistent(fitted: OpenSetClassifier):
     xs = clips("slow_beeps", 3, 11) + clips("noise", 3, 12)
     det = fitted.predict_details(xs)
-    sims = fitted.decision_function(xs)
+    sims = fitted.class_similarities(xs)
+    np.testing.assert_allclose(
+        fitted.decision_function(xs), fitted.score_samples(xs) - fitted.threshold_
+    )
     np.testing.assert_allclose(sims, det.similarities)
     np.testing.assert_allclose(det.scores, sims.max(axis=1))
     assert list(det.top_class) == [fitted.classes_[i] for i in sims.argmax(axis=1)]
     np.testing.assert_array_equal(det.labels == "unknown", det.decision_scores < 0.5)
+    np.testing.assert_array_equal(det.labels == "unknown", fitted.decision_function(xs) < 0)
     assert np.all((-1 - 1e-6 <= sims) & (sims <= 1 + 1e-6))
     # a shot is its own nearest neighbour: similarity 1 to its class
     emb = fitted.shot_embeddings_
@@ -75,7 +79,7 @@ def test_save_load_round_trip(fitted: OpenSetClassifier, tmp_path: Path):
     clone = OpenSetClassifier.load(path)
     assert clone.config == fitted.config and clone.classes_ == fitted.classes_
     assert clone.threshold_ == fitted.threshold_
-    np.testing.assert_array_equal(clone.decision_function(xs), fitted.decision_function(xs))
+    np.testing.assert_array_equal(clone.class_similarities(xs), fitted.class_similarities(xs))
     np.testing.assert_array_equal(clone.predict(xs), fitted.predict(xs))
 
 
@@ -193,10 +197,10 @@ def test_reference_speeds_add_speed_changed_shots_as_references(tmp_path: Path):
     )
     xs = clips("warble", 3, 41)
     # more references: a clip's similarity to a class can only grow
-    assert np.all(refs.decision_function(xs) >= plain.decision_function(xs) - 1e-6)
+    assert np.all(refs.class_similarities(xs) >= plain.class_similarities(xs) - 1e-6)
     clone = OpenSetClassifier.load(refs.save(tmp_path / "refs.osc"))
     np.testing.assert_array_equal(clone.shot_ids_, refs.shot_ids_)
-    np.testing.assert_array_equal(clone.decision_function(xs), refs.decision_function(xs))
+    np.testing.assert_array_equal(clone.class_similarities(xs), refs.class_similarities(xs))
     with pytest.raises(KwsosError, match="reference_speeds"):
         OpenSetConfig.from_flat(dict(reference_speeds=(1.0,)))
 
@@ -236,11 +240,11 @@ def test_pretrained_network_is_the_starting_point(tmp_path: Path):
     both = OpenSetClassifier(cfg, init=str(path), epochs=3, keep_pretrained=True).fit(shots)
     assert len(both.models_) == 2
     xs = clips("warble", 2, 51)
-    half = np.mean([frozen.decision_function(xs), tuned.decision_function(xs)], axis=0)
+    half = np.mean([frozen.class_similarities(xs), tuned.class_similarities(xs)], axis=0)
     # max over shots of the mean similarity (one shot per class: the mean of the maxima)
-    np.testing.assert_allclose(both.decision_function(xs), half, atol=1e-5)
+    np.testing.assert_allclose(both.class_similarities(xs), half, atol=1e-5)
     clone = OpenSetClassifier.load(both.save(tmp_path / "both.osc"))
-    np.testing.assert_array_equal(clone.decision_function(xs), both.decision_function(xs))
+    np.testing.assert_array_equal(clone.class_similarities(xs), both.class_similarities(xs))
     with pytest.raises(KwsosError, match="needs a pretrained"):
         OpenSetConfig.from_flat(dict(keep_pretrained=True))
     with pytest.raises(KwsosError, match="n_mels 32 .classifier: 40"):
@@ -271,5 +275,5 @@ def test_loads_a_format_1_file(fitted: OpenSetClassifier, tmp_path: Path):
     torch.save(state, path)
     old = OpenSetClassifier.load(path)
     xs = clips("warble", 2, 61)
-    np.testing.assert_array_equal(old.decision_function(xs), fitted.decision_function(xs))
+    np.testing.assert_array_equal(old.class_similarities(xs), fitted.class_similarities(xs))
     np.testing.assert_array_equal(old.shot_ids_, np.arange(len(fitted.shot_classes_)))

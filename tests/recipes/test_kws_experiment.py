@@ -1,9 +1,27 @@
+"""recipes/kws_tts/local/experiment.py: the Table-31 protocol's loader, cost separation and tables."""
+
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from kwsos.errors import KwsosError
 from kwsos.events import read_events
-from kwsos.kws_experiment import SYSTEMS, KwsSystem, cost_separation, results_markdown
+
+ROOT = Path(__file__).resolve().parents[2]
+# the recipe's local/ scripts import their siblings by name (their folder is sys.path[0])
+sys.path.insert(0, str(ROOT / "recipes" / "kws_tts" / "local"))
+from experiment import (  # noqa: E402 - recipe module, found through the path above
+    SYSTEMS,
+    KwsDataset,
+    KwsSystem,
+    _per_scene_scores,
+    cost_separation,
+    load_dataset,
+    results_markdown,
+    scene_markdown,
+)
 
 
 def test_cost_separation_targets_and_impostors(spotter, audio_set):
@@ -43,10 +61,7 @@ def test_results_markdown_and_systems():
 
 
 def test_per_scene_scores_by_hand(tmp_path):
-    from pathlib import Path
-
     from kwsos.events import Event, format_events
-    from kwsos.kws_experiment import KwsDataset, _per_scene_scores
 
     ref = [Event("t/a1.wav", 1.0, 1.5, "yes"), Event("t/a2.wav", 2.0, 2.4, "no"),
            Event("t/b1.wav", 0.5, 0.9, "yes")]
@@ -65,8 +80,6 @@ def test_per_scene_scores_by_hand(tmp_path):
 
 
 def test_scene_markdown():
-    from kwsos.kws_experiment import scene_markdown
-
     ps = {"voice a": {"events": 3, "global": {"f1": 50.0}}, "voice b": {"events": 2, "global": {"f1": 0.0}}}
     rs = [{"system": "hfcc", "analysis": {"per_scene": ps}},
           {"system": "tacos", "analysis": {"per_scene": {"voice a": {"events": 3, "global": {"f1": 25.0}}}}},
@@ -75,3 +88,17 @@ def test_scene_markdown():
     assert md.splitlines()[0] == "| voice | events | `hfcc` | `tacos` |"
     assert "| voice a | 3 | 50.0 | 25.0 |" in md and "| voice b | 2 | 0.0 | - |" in md
     assert scene_markdown([{"system": "lkw"}]) == ""
+
+
+def test_load_dataset_errors_are_one_line(tmp_path):
+    with pytest.raises(KwsosError) as err:
+        load_dataset(tmp_path)
+    assert str(err.value) == (
+        f"missing {tmp_path / 'train_manifest.csv'} (is this a KWS-DailyTalk-layout dataset?)"
+    )
+    (tmp_path / "train_manifest.csv").write_text("label,file\nyes,a.wav\n")
+    with pytest.raises(KwsosError, match=r"train_manifest.csv: missing column\(s\) event_label$"):
+        load_dataset(tmp_path)
+    (tmp_path / "train_manifest.csv").write_text("event_label,file\n")
+    with pytest.raises(KwsosError, match="lists no shots"):
+        load_dataset(tmp_path)
