@@ -94,6 +94,7 @@ from data_prep.tts import (
     resample,
     speak,
 )
+from kwsos.hooks import Hook
 from kwsos.io import atomic_output
 from kwsos.noise import background_noise
 
@@ -201,8 +202,6 @@ COMPLETE_MARKER = ".complete.json"
 PARTIAL_MARKER = ".incomplete"
 NEAR_SEP = ";"
 DAILYTALK_HEADER = ["idx", "event_label", "event_onset", "event_offset", "file", "scene_label"]
-
-Hook = Callable[..., None]
 
 
 class GenerationError(SystemExit):

@@ -391,17 +391,13 @@ class KeywordSpotter:
         self, threshold: float, keyword_thresholds: dict[str, float] | None = None
     ) -> KeywordSpotter:
         """Set the global threshold and replace the per-keyword ones (none by default)."""
-        kt = {str(k): float(v) for k, v in (keyword_thresholds or {}).items()}
-        for v in [threshold, *kt.values()]:
-            if not np.isfinite(v):
-                raise KwsosError(f"threshold must be a finite number, got {v}")
-        unknown = sorted(set(kt) - set(self._keywords))
+        decision = DecisionConfig(threshold=threshold, keyword_thresholds=keyword_thresholds or {})
+        unknown = sorted(set(decision.keyword_thresholds) - set(self._keywords))
         if unknown:
             raise BankError(f"thresholds for keywords that are not enrolled: {', '.join(unknown)}")
-        decision = DecisionConfig(threshold=float(threshold), keyword_thresholds=kt)
         self.config = replace(self.config, decision=decision)
         if self._detector is not None:
-            self._detector.threshold = float(threshold)
+            self._detector.threshold = decision.threshold
         return self
 
     @property
