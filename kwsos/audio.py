@@ -15,25 +15,31 @@ Three entry points share one frontend:
 
 Streaming details (why the blocks equal the whole-file result):
 
-* the peak used for normalisation is found in a first, cheap pass over the raw samples;
-* resampling (torchaudio's windowed-sinc ``resample``) is applied to blocks whose start is a
+* the peak used for normalisation is found in a first, cheap pass over the raw samples (a
+  file that fits in one block is decoded once and kept for the second pass);
+* resampling (torchaudio's windowed-sinc ``resample``, computed in numpy by
+  :func:`sinc_resample`: no torch import) is applied to blocks whose start is a
   multiple of ``orig_rate / gcd`` input samples, with a margin on both sides that is cut from
   the output, so every output sample sees the same input neighbourhood as in one pass;
 * the 50 Hz high-pass is torchaudio's ``highpass_biquad`` filter (same RBJ biquad
-  coefficients) run through :func:`scipy.signal.lfilter` so that the filter state is carried
-  from block to block (torchaudio's filter restarts from zero state on every call).
+  coefficients) run through the recursion of :func:`scipy.signal.lfilter`
+  (:mod:`kwsos._biquad`, bit-identical, without the 0.5 s import of scipy.signal) so that the
+  filter state is carried from block to block (torchaudio's filter restarts from zero state on
+  every call).
+
+Nothing heavy is imported with this module (scipy.signal and torch are not used; the numba
+filter kernel is imported where it runs).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter
 
 from kwsos.errors import KwsosError
 from kwsos.io import atomic_output
@@ -47,6 +53,7 @@ __all__ = [
     "load_audio",
     "load_clip",
     "prepare_array",
+    "sinc_resample",
     "stream_audio",
     "trim_silence",
     "write_audio",
@@ -125,13 +132,70 @@ def _raw_blocks(path: Path, block_frames: int) -> Iterator[np.ndarray]:
         raise AudioError(f"cannot decode audio file {path}: {_one_line(exc)}") from None
 
 
-def _peak(path: Path, block_frames: int) -> float:
+def _peak(path: Path, blocks: Iterable[np.ndarray]) -> float:
     peak = 0.0
-    for block in _raw_blocks(path, block_frames):
+    for block in blocks:
         if not np.all(np.isfinite(block)):
             raise AudioError(f"audio file contains NaN or infinite samples: {path}")
         peak = max(peak, float(np.max(np.abs(block))))
     return peak
+
+
+_KERNELS: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
+
+
+def _sinc_kernel(orig: int, new: int) -> tuple[np.ndarray, int]:
+    """:func:`_make_sinc_kernel`, kept for the next file at the same rate when it is small
+    (common rates: a few hundred KB; 16001 Hz gives a 2 GB kernel, as in torchaudio)."""
+    if (orig, new) in _KERNELS:
+        return _KERNELS[orig, new]
+    kernel, width = _make_sinc_kernel(orig, new)
+    if kernel.size <= 1 << 20 and len(_KERNELS) < 16:
+        _KERNELS[orig, new] = kernel, width
+    return kernel, width
+
+
+def _make_sinc_kernel(
+    orig: int, new: int, width_zeros: int = 6, rolloff: float = 0.99
+) -> tuple[np.ndarray, int]:
+    """torchaudio's ``sinc_interp_hann`` resampling kernel ``(new, 2 * width + orig)`` float64
+    and ``width``, for rates already divided by their gcd (the same computation as
+    ``torchaudio.functional.functional._get_sinc_resample_kernel``, in numpy)."""
+    base = min(orig, new) * rolloff
+    width = math.ceil(width_zeros * orig / base)
+    idx = np.arange(-width, width + orig, dtype=np.float64)[None, :] / orig
+    t = np.arange(0, -new, -1, dtype=np.float64)[:, None] / new + idx
+    t *= base
+    t = np.clip(t, -width_zeros, width_zeros)
+    window = np.cos(t * math.pi / width_zeros / 2) ** 2
+    t *= math.pi
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kernel = np.where(t == 0, 1.0, np.sin(t) / t)
+    kernel *= window * (base / orig)
+    kernel.flags.writeable = False
+    return kernel, width
+
+
+def sinc_resample(x: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Resample ``x`` ``(n,)`` float64 like ``torchaudio.functional.resample`` (windowed sinc,
+    Hann window, 6 zero crossings, roll-off 0.99) without importing torch: the same kernel,
+    applied with a strided matrix product instead of ``conv1d`` (equal up to float64 rounding;
+    the same output length, ``ceil(n * new / orig)`` evaluated in float32 as torchaudio does)."""
+    if orig_rate == new_rate:
+        return x
+    g = math.gcd(orig_rate, new_rate)
+    orig, new = orig_rate // g, new_rate // g
+    kernel, width = _sinc_kernel(orig, new)
+    n = len(x)
+    padded = np.pad(np.asarray(x, np.float64), (width, width + orig))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape[1])[::orig]
+    # in chunks: the strided windows are copied for the product (bounded memory)
+    step = max(1, (1 << 20) // kernel.shape[1])
+    out = np.empty((len(windows), new))
+    for i in range(0, len(windows), step):
+        np.matmul(windows[i : i + step], kernel.T, out=out[i : i + step])
+    target = math.ceil(np.float32(new * n / orig))
+    return out.reshape(-1)[:target]
 
 
 class _BlockResampler:
@@ -147,11 +211,7 @@ class _BlockResampler:
         self.left = 0  # samples of left margin at the start of buffer
 
     def _resample(self, x: np.ndarray) -> np.ndarray:
-        import torch
-        import torchaudio.functional as AF
-
-        y = AF.resample(torch.from_numpy(x), self.orig, self.new)
-        return y.numpy()
+        return sinc_resample(x, self.orig, self.new)
 
     def push(self, x: np.ndarray, final: bool = False) -> np.ndarray:
         if self.orig == self.new:
@@ -208,7 +268,14 @@ def stream_audio(
     """
     info = audio_info(path)
     block_frames = max(1, int(block_s * info.sample_rate))
-    peak = _peak(info.path, block_frames)
+    if info.frames <= block_frames:
+        # One block: decode it once instead of once for the peak and once for the output
+        # (a folder of short files is otherwise read twice).
+        raw: Iterable[np.ndarray] = list(_raw_blocks(info.path, block_frames))
+        peak = _peak(info.path, raw)
+    else:
+        peak = _peak(info.path, _raw_blocks(info.path, block_frames))
+        raw = _raw_blocks(info.path, block_frames)
     if peak <= SILENCE_PEAK:
         raise AudioError(f"audio file is silent (peak amplitude {peak:.2g}): {info.path}")
     scale = 1.0 / peak if normalize else 1.0
@@ -220,11 +287,13 @@ def stream_audio(
     def finish(y: np.ndarray) -> np.ndarray:
         nonlocal zi
         if highpass_hz is not None and len(y):
-            y, zi = lfilter(b, a, y, zi=zi)
+            from kwsos._biquad import biquad_filter  # numba, loaded where it filters
+
+            y, zi = biquad_filter(b, a, y, zi)
         return y.astype(np.float32)
 
     pending: np.ndarray | None = None
-    for block in _raw_blocks(info.path, block_frames):
+    for block in raw:
         if pending is not None:
             y = resampler.push(pending * scale)
             if len(y):
@@ -285,8 +354,10 @@ def prepare_array(
     if normalize:
         x = x / peak
     if highpass_hz is not None:
+        from kwsos._biquad import biquad_filter
+
         b, a = highpass_coefficients(highpass_hz, sample_rate)
-        x = lfilter(b, a, x)
+        x = biquad_filter(b, a, x)[0]
     return x.astype(np.float32)
 
 

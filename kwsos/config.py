@@ -6,8 +6,11 @@ JSON-able values (tuples become lists, nested configs become dicts, objects with
 and **strict**: a key that is not a field is an error that names it, so a typo in a recipe's
 JSON never passes silently.
 
-Nested sections are fields whose type is another :class:`Config`; ``from_dict`` builds them
-from their dicts. A field whose value needs a custom decoder (e.g. a feature extractor) names
+Values are checked against the fields' type hints (:func:`check_fields`: a number where a
+float is declared, a list of integer pairs for ``tuple[tuple[int, int], ...]``, ...), so a
+damaged or hand-edited file gives an error naming the field instead of a crash later; ranges
+are checked by each config's ``__post_init__``. Nested sections are fields whose type is
+another :class:`Config`; ``from_dict`` builds them from their dicts. A field whose value needs a custom decoder (e.g. a feature extractor) names
 it in the class's ``_decoders``.
 
 :meth:`Config.from_flat` accepts the flat keyword style users are used to
@@ -18,17 +21,131 @@ field of that name.
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 
 from kwsos.errors import KwsosError
 
-__all__ = ["Config", "ConfigError"]
+__all__ = ["Config", "ConfigError", "check_fields", "check_value"]
 
 
 class ConfigError(KwsosError):
     """An unknown option or an invalid value in a configuration."""
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _describe(hint: Any) -> str:
+    if hint in _TYPE_WORDS:
+        return _TYPE_WORDS[hint]
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return getattr(hint, "__name__", str(hint))
+
+
+def check_value(value: Any, hint: Any, name: str) -> Any:
+    """``value`` checked against the type hint ``hint`` (and converted: lists become tuples,
+    integers become floats where a float is declared). Raises :class:`ConfigError` naming
+    ``name``. Hints it does not know (``Any``, classes) pass unchecked."""
+
+    def bad() -> ConfigError:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        return ConfigError(f"{name} must be {_describe(hint)}, got {shown}")
+
+    if hint is Any:
+        return value
+    if hint is type(None):
+        if value is not None:
+            raise bad()
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(hint):
+            try:
+                return check_value(value, arm, name)
+            except ConfigError:
+                continue
+        raise bad()
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            raise bad()
+        return value
+    if hint is bool:
+        if not isinstance(value, bool | np_bool()):
+            raise bad()
+        return bool(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int | np_integer()):
+            raise bad()
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | np_number()):
+            raise bad()
+        if isinstance(value, float) and math.isnan(value):
+            raise ConfigError(f"{name} must be a number, got NaN")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise bad()
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(check_value(v, args[0], f"{name}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{name} must have {len(args)} entries, got {len(value)}")
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(check_value(v, a, f"{name}[{i}]") for i, (v, a) in pairs)
+    if origin is dict:
+        kt, vt = typing.get_args(hint) or (Any, Any)
+        if not isinstance(value, Mapping):
+            raise bad()
+        return {check_value(k, kt, f"{name} key"): check_value(v, vt, f"{name}[{k!r}]")
+                for k, v in value.items()}  # fmt: skip
+    return value
+
+
+def np_bool() -> type:
+    import numpy as np
+
+    return np.bool_
+
+
+def np_integer() -> type:
+    import numpy as np
+
+    return np.integer
+
+
+def np_number() -> type:
+    import numpy as np
+
+    return np.floating | np.integer  # type: ignore[return-value]
+
+
+def check_fields(cls: type, options: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``options`` for dataclass ``cls`` with every value checked against its field's type hint
+    (:func:`check_value`); keys that are not typed fields pass through."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError:  # annotations naming a local type: nothing to check against
+        return dict(options)
+    return {
+        k: check_value(v, hints[k], f"{what}.{k}") if k in hints else v for k, v in options.items()
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -91,12 +208,17 @@ class Config:
                 f"(known: {', '.join(fields)})"
             )
         sections = cls._sections()
+        hints = cls._field_types()
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
-            if key in cls._decoders and not _is_decoded(value):
-                value = cls._decoders[key](value)
-            elif key in sections and not isinstance(value, Config):
-                value = sections[key].from_dict(value, what=f"{what}.{key}")
+            if key in cls._decoders:
+                if not _is_decoded(value):
+                    value = cls._decoders[key](value)
+            elif key in sections:
+                if not isinstance(value, Config):
+                    value = sections[key].from_dict(value, what=f"{what}.{key}")
+            else:
+                value = check_value(value, hints[key], f"{what}.{key}")
             kwargs[key] = value
         try:
             return cls(**kwargs)

@@ -150,12 +150,14 @@ def _from_json(path: Path, text: str) -> list[Event]:
     return out
 
 
-def format_events(events: Sequence[Event], fmt: str) -> str:
-    """Render events as ``csv``, ``json`` or ``audacity`` text (the table format is the CLI's)."""
+def format_events(events: Sequence[Event], fmt: str, *, header: bool = True) -> str:
+    """Render events as ``csv``, ``json`` or ``audacity`` text (the table format is the CLI's).
+    ``header=False``: csv rows only (to append to a file already started)."""
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow([*_COLUMNS, "cost"])
+        if header:
+            w.writerow([*_COLUMNS, "cost"])
         for e in events:
             d = e.to_dict()
             w.writerow(

@@ -20,6 +20,8 @@ from kwsos.errors import KwsosError
 
 __all__ = [
     "atomic_output",
+    "check_output_path",
+    "umask_mode",
     "csv_text",
     "read_csv_rows",
     "write_csv_atomic",
@@ -28,23 +30,74 @@ __all__ = [
 ]
 
 
+def _reason(exc: OSError) -> str:
+    return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+
+
+def umask_mode(mode: int) -> int:
+    """``mode`` with the process's umask applied (what a plain ``open``/``mkdir`` would give)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def check_output_path(
+    path: str | Path, *, inputs: Iterable[str | Path] = (), what: str = "output file"
+) -> Path:
+    """Check, before any work starts, that ``path`` can be written as a file.
+
+    The folder must exist and be writable, ``path`` must not be a folder, and it must not be
+    one of the command's ``inputs`` (``kwsos detect rec.wav -o rec.wav`` would otherwise
+    replace the recording with the detections).
+
+    Raises
+    ------
+    KwsosError
+        One line naming the path and the problem.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise KwsosError(f"{what} {path} is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise KwsosError(f"cannot write {what} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise KwsosError(f"cannot write {what} {path}: folder {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise KwsosError(f"cannot write {what} {path}: the file is read-only")
+    for source in inputs:
+        source = Path(source)
+        try:
+            same = path.exists() and source.exists() and os.path.samefile(path, source)
+        except OSError:
+            same = False
+        if same or path.resolve() == source.resolve():
+            raise KwsosError(f"{what} {path} is also an input; refusing to overwrite it")
+    return path
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path``.
 
     On any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was.
     The temporary name keeps the suffix, so writers that pick a format by suffix still work.
+    The file gets the permissions a plain ``open()`` would give (``0666 & ~umask``).
+    A folder that does not exist or cannot be written is a :class:`KwsosError` (one line).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise KwsosError(f"cannot write {path}: {_reason(exc)}") from None
     os.close(fd)
-    # mkstemp creates 0600; give the file the permissions a plain open() would (0666 & ~umask)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, umask_mode(0o666))  # mkstemp creates 0600
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise KwsosError(f"cannot write {path}: {_reason(exc)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -10,7 +10,6 @@ pass them with ``--background DIR``; both are mixed.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, sosfilt
 
 from kwsos.audio import SAMPLE_RATE
 
@@ -38,6 +37,8 @@ def mains_hum(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def room_tone(rng: np.random.Generator, n: int) -> np.ndarray:
     """Unit-RMS low-passed noise whose level drifts slowly (ventilation, distant traffic)."""
+    from scipy.signal import butter, sosfilt
+
     sos = butter(4, 400, btype="lowpass", fs=SAMPLE_RATE, output="sos")
     tone = sosfilt(sos, rng.standard_normal(n))
     control = rng.standard_normal(int(n / SAMPLE_RATE) + 2)

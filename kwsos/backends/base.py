@@ -33,6 +33,7 @@ from kwsos.hooks import Hook
 
 __all__ = [
     "CANDIDATE_DTYPE",
+    "DEFAULT_STEPS",
     "Detector",
     "Scorer",
     "available_detectors",
@@ -42,6 +43,14 @@ __all__ = [
     "make_detector",
     "register_detector",
 ]
+
+#: DTW step sizes ``(di, dj)``: ``di`` template rows and ``dj`` recording frames per step.
+Steps = Sequence[tuple[int, int]]
+
+#: The steps of Diss. 6.3.6: ``(1, 1), (1, 2), (2, 1)`` (used by :mod:`kwsos.backends.dtw`, the
+#: DTW detector and the keyword spotter's config; defined here so that none of them needs the
+#: numba kernels to know it).
+DEFAULT_STEPS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 1))
 
 #: dtype of the candidate / detection arrays; ``start`` and ``end`` are inclusive frame indices,
 #: ``keyword`` indexes the detector's ``keywords_``, ``template`` its templates.

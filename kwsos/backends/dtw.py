@@ -37,9 +37,12 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
+
+from kwsos.backends.base import DEFAULT_STEPS, Steps
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -50,10 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Steps = Sequence[tuple[int, int]]
-
-DEFAULT_STEPS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,15 +151,17 @@ def _row_any(c, cd, cl, cs, ring_d, ring_l, ring_s, prow, pcol, n_valid):
         cd[j], cl[j], cs[j] = bd, bl, bs
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _sdtw_one_template(
-    cost, r0, m, steps_di, steps_dj, n_ring, state_d, state_l, state_s, col0, negate,
-    out_norm, out_start, out_acc, out_len, k,
+    cost, cr0, r0, m, steps_di, steps_dj, n_ring, state_d, state_l, state_s, col0, negate,
+    out_norm, out_start, out_acc, out_len, k, oc0,
 ):  # fmt: skip
-    """Advance the subsequence DTW of template ``k`` (cost rows ``r0:r0+m``) by one block.
+    """Advance the subsequence DTW of template ``k`` by one block of ``cost.shape[1]`` columns.
 
-    With ``negate`` the array holds similarities and the cost is ``1 - cost`` (in the array's
-    precision, as :func:`cosine_cost` computes it).
+    The template's cost rows are ``cost[cr0:cr0+m]``, its DP state rows ``state_*[r0:r0+m]``;
+    the results go to columns ``oc0:oc0+nb`` of row ``k`` of ``out_*``. With ``negate`` the
+    array holds similarities and the cost is ``1 - cost`` (in the array's precision, as
+    :func:`cosine_cost` computes it).
     """
     nb = cost.shape[1]
     n_prev = state_d.shape[1]
@@ -183,10 +184,10 @@ def _sdtw_one_template(
             ring_s[ri, q] = state_s[r0 + i, q]
         if negate:
             for j in range(nb):
-                c[j] = np.float64(one - cost[r0 + i, j])
+                c[j] = np.float64(one - cost[cr0 + i, j])
         else:
             for j in range(nb):
-                c[j] = np.float64(cost[r0 + i, j])
+                c[j] = np.float64(cost[cr0 + i, j])
         cd = ring_d[ri, n_prev:]
         cl = ring_l[ri, n_prev:]
         cs = ring_s[ri, n_prev:]
@@ -234,16 +235,16 @@ def _sdtw_one_template(
     for j in range(nb):
         acc = ring_d[last, n_prev + j]
         length = ring_l[last, n_prev + j]
-        out_acc[k, j] = acc
-        out_len[k, j] = length
-        out_start[k, j] = ring_s[last, n_prev + j]
+        out_acc[k, oc0 + j] = acc
+        out_len[k, oc0 + j] = length
+        out_start[k, oc0 + j] = ring_s[last, n_prev + j]
         if length > 0 and acc < np.inf:
-            out_norm[k, j] = acc / length
+            out_norm[k, oc0 + j] = acc / length
         else:
-            out_norm[k, j] = np.inf
+            out_norm[k, oc0 + j] = np.inf
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, error_model="numpy", nogil=True)
 def _sdtw_block_parallel(
     cost, offsets, steps_di, steps_dj, state_d, state_l, state_s, col0, negate,
     out_norm, out_start, out_acc, out_len,
@@ -259,12 +260,13 @@ def _sdtw_block_parallel(
     n_ring = steps_di.max() + 1
     for k in prange(offsets.shape[0] - 1):
         _sdtw_one_template(
-            cost, offsets[k], offsets[k + 1] - offsets[k], steps_di, steps_dj, n_ring,
-            state_d, state_l, state_s, col0, negate, out_norm, out_start, out_acc, out_len, k,
+            cost, offsets[k], offsets[k], offsets[k + 1] - offsets[k], steps_di, steps_dj,
+            n_ring, state_d, state_l, state_s, col0, negate, out_norm, out_start, out_acc,
+            out_len, k, 0,
         )  # fmt: skip
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _sdtw_block_serial(
     cost, offsets, steps_di, steps_dj, state_d, state_l, state_s, col0, negate,
     out_norm, out_start, out_acc, out_len,
@@ -273,13 +275,73 @@ def _sdtw_block_serial(
     n_ring = steps_di.max() + 1
     for k in range(offsets.shape[0] - 1):
         _sdtw_one_template(
-            cost, offsets[k], offsets[k + 1] - offsets[k], steps_di, steps_dj, n_ring,
-            state_d, state_l, state_s, col0, negate, out_norm, out_start, out_acc, out_len, k,
+            cost, offsets[k], offsets[k], offsets[k + 1] - offsets[k], steps_di, steps_dj,
+            n_ring, state_d, state_l, state_s, col0, negate, out_norm, out_start, out_acc,
+            out_len, k, 0,
+        )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _sdtw_fused_one(
+    templates, r0, m, tiles, nb, steps_di, steps_dj, n_ring, state_d, state_l, state_s, col0,
+    out_norm, out_start, out_acc, out_len, k,
+):  # fmt: skip
+    """Template ``k`` over a block given as column tiles: the similarity of the template's
+    rows with one tile (a small BLAS product, ``m x tile`` floats) is computed and consumed by
+    the accumulation while it is in cache; the DP state carries from tile to tile exactly as
+    from block to block, so the result is that of one pass over the whole cost matrix."""
+    tpl = np.ascontiguousarray(templates[r0 : r0 + m])
+    width = tiles.shape[2]
+    for q in range(tiles.shape[0]):
+        a = q * width
+        w = min(width, nb - a)
+        sim = np.dot(tpl, tiles[q])
+        _sdtw_one_template(
+            sim[:, :w], 0, r0, m, steps_di, steps_dj, n_ring, state_d, state_l, state_s,
+            col0 + a, True, out_norm, out_start, out_acc, out_len, k, a,
+        )  # fmt: skip
+
+
+@njit(cache=True, parallel=True, error_model="numpy", nogil=True)
+def _sdtw_fused_parallel(
+    templates, offsets, tiles, nb, steps_di, steps_dj, state_d, state_l, state_s, col0,
+    out_norm, out_start, out_acc, out_len,
+):  # fmt: skip
+    """:func:`_sdtw_fused_one` for every template, in parallel over templates.
+
+    templates : (sum m_k, D) float32, L2-normalised rows; template k is offsets[k]:offsets[k+1].
+    tiles : (n_tiles, D, T) float32, the block's L2-normalised frames transposed, in tiles of
+        T columns (the last one zero-padded); ``nb`` real columns in all.
+    """
+    n_ring = steps_di.max() + 1
+    for k in prange(offsets.shape[0] - 1):
+        _sdtw_fused_one(
+            templates, offsets[k], offsets[k + 1] - offsets[k], tiles, nb, steps_di, steps_dj,
+            n_ring, state_d, state_l, state_s, col0, out_norm, out_start, out_acc, out_len, k,
+        )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _sdtw_fused_serial(
+    templates, offsets, tiles, nb, steps_di, steps_dj, state_d, state_l, state_s, col0,
+    out_norm, out_start, out_acc, out_len,
+):  # fmt: skip
+    """:func:`_sdtw_fused_parallel` on one thread."""
+    n_ring = steps_di.max() + 1
+    for k in range(offsets.shape[0] - 1):
+        _sdtw_fused_one(
+            templates, offsets[k], offsets[k + 1] - offsets[k], tiles, nb, steps_di, steps_dj,
+            n_ring, state_d, state_l, state_s, col0, out_norm, out_start, out_acc, out_len, k,
         )  # fmt: skip
 
 
 # Below this many DTW cells per block, waking the thread pool costs more than it saves.
 _PARALLEL_MIN_CELLS = 200_000
+
+
+#: Recording frames per tile of the fused kernel: a template's similarities with one tile
+#: (~50 rows x 256 float32) and its three DP rows (~18 KB) stay in the L1/L2 cache.
+TILE_FRAMES = 256
 
 
 def _sdtw_block(cost: np.ndarray, offsets: np.ndarray, *args) -> None:
@@ -288,6 +350,38 @@ def _sdtw_block(cost: np.ndarray, offsets: np.ndarray, *args) -> None:
         _sdtw_block_parallel(cost, offsets, *args)
     else:
         _sdtw_block_serial(cost, offsets, *args)
+
+
+def _tiles(frames_unit: np.ndarray, tile: int) -> np.ndarray:
+    """``(n, D)`` frames -> ``(ceil(n / tile), D, tile)`` transposed tiles, zero-padded."""
+    n, dim = frames_unit.shape
+    n_tiles = max(1, -(-n // tile))
+    padded = np.zeros((n_tiles * tile, dim), np.float32)
+    padded[:n] = frames_unit
+    return np.ascontiguousarray(padded.reshape(n_tiles, tile, dim).transpose(0, 2, 1))
+
+
+def _sdtw_fused(
+    templates: np.ndarray,
+    offsets: np.ndarray,
+    frames_unit: np.ndarray,
+    *args: Any,
+    tile: int = TILE_FRAMES,
+    parallel: bool | None = None,
+) -> None:
+    """Advance all templates by one block of L2-normalised frames ``(nb, D)`` with the fused
+    kernel (the similarity matrix is never materialised beyond one tile per template).
+
+    ``args``: steps_di, steps_dj, state_d, state_l, state_s, col0, out_norm, out_start,
+    out_acc, out_len (as for :func:`_sdtw_block`). ``parallel=None``: over templates when the
+    block has enough cells to pay for waking the thread pool.
+    """
+    nb = frames_unit.shape[0]
+    tiles = _tiles(np.asarray(frames_unit, np.float32), tile)
+    if parallel is None:
+        parallel = offsets.shape[0] > 2 and templates.shape[0] * nb >= _PARALLEL_MIN_CELLS
+    kernel = _sdtw_fused_parallel if parallel else _sdtw_fused_serial
+    kernel(np.ascontiguousarray(templates, np.float32), offsets, tiles, nb, *args)
 
 
 # --------------------------------------------------------------------------------------------

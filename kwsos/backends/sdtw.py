@@ -34,7 +34,7 @@ from kwsos.backends.dtw import (
     _check_2d,
     _check_steps,
     _l2_normalise,
-    _sdtw_block,
+    _sdtw_fused,
 )
 from kwsos.hooks import Hook
 
@@ -77,10 +77,11 @@ class SubsequenceDTWDetector:
 
     Notes
     -----
-    Streaming: the recording is re-blocked to ``block_frames`` columns; per block the cost of
-    all templates is one float32 matrix product (stacked templates @ block.T) and the
-    accumulation runs in numba, in parallel over templates once a block has enough cells to pay
-    for waking the thread pool. Between blocks only the DP state of the last ``max(dj)``
+    Streaming: the recording is re-blocked to ``block_frames`` columns; per block a fused numba
+    kernel runs, in parallel over templates once a block has enough cells to pay for waking the
+    thread pool: for each template and each tile of 256 frames it computes the float32
+    similarities (a small BLAS product) and consumes them in the accumulation while they are in
+    cache, so the (templates x frames) cost matrix is never written to memory. Between blocks only the DP state of the last ``max(dj)``
     columns of every template row and one column of each keyword curve (the look-ahead of the
     local-minimum test) are kept, so memory does not grow with the recording and a match that
     straddles a block border is found exactly once, as in one-block processing.
@@ -178,15 +179,15 @@ class SubsequenceDTWDetector:
         def process(frames: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
             nonlocal done
             nb = frames.shape[0]
-            # Similarities; the kernel takes 1 - sim on the fly (saves a pass over the block).
-            sim = self.templates_ @ _l2_normalise(frames).T
             norm = np.empty((n_templates, nb))
             start = np.empty((n_templates, nb), dtype=np.int64)
             acc = np.empty((n_templates, nb))
             length = np.empty((n_templates, nb), dtype=np.int64)
-            _sdtw_block(
-                sim, self.offsets_, di_arr, dj_arr, state_d, state_l, state_s, done, True,
-                norm, start, acc, length,
+            # Fused kernel: each template's similarities are computed tile by tile and consumed
+            # by the accumulation while in cache (the kernel takes 1 - sim on the fly).
+            _sdtw_fused(
+                self.templates_, self.offsets_, _l2_normalise(frames), di_arr, dj_arr,
+                state_d, state_l, state_s, done, norm, start, acc, length,
             )  # fmt: skip
             col0 = done
             done += nb

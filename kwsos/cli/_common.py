@@ -65,9 +65,9 @@ def require_file(path: Path, what: str) -> None:
 
 
 @contextmanager
-def progress_hook(description: str) -> Iterator[Callable[..., None]]:
+def progress_hook(description: str, *, enabled: bool = True) -> Iterator[Callable[..., None]]:
     """A ``hook(step, completed=, total=)`` (:mod:`kwsos.hooks`) that drives a rich progress bar
-    on stderr (TTY only)."""
+    on stderr (TTY only; never with ``enabled=False``)."""
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -76,7 +76,7 @@ def progress_hook(description: str) -> Iterator[Callable[..., None]]:
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=not err.is_terminal,
+        disable=not (enabled and err.is_terminal),
     )
     task = progress.add_task(description, total=None)
 

@@ -96,6 +96,19 @@ BackgroundOpt = Annotated[
 ]
 
 
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        help="Recordings searched at once by threads of this process (default: the number of "
+        "CPU cores, at most 4; 1 = one after the other). The results keep the input order.",
+        min=1,
+        show_default=False,
+    ),
+]
+
+
 class Templates(str, Enum):
     shots = "shots"
     dba = "dba"
@@ -320,20 +333,51 @@ def keywords(
     out.print(table)
 
 
-def _detect_all(spotter, recordings: list[Path], threshold: float | None):
-    events = []
-    for rec in recordings:
-        with progress_hook(f"detecting in {rec.name}") as hook:
-            events += spotter.detect(rec, threshold=threshold, hook=hook)
-    return events
+def _detect_all(
+    spotter,
+    recordings: list[Path],
+    threshold: float | None,
+    jobs: int | None = None,
+    *,
+    progress: bool = True,
+):
+    """``(recording, events)`` in input order, as each file (and all before it) is done."""
+    if len(recordings) == 1:  # one file: a progress bar over its frames
+        with progress_hook(f"detecting in {recordings[0].name}", enabled=progress) as hook:
+            yield recordings[0], spotter.detect(recordings[0], threshold=threshold, hook=hook)
+        return
+    with progress_hook(f"detecting in {len(recordings)} recordings", enabled=progress) as hook:
+        yield from spotter.detect_many(recordings, threshold=threshold, jobs=jobs, hook=hook)
+
+
+def _stream_csv(results, output: Path | None) -> None:
+    """CSV rows written as the files finish (stdout, or a temporary file renamed at the end)."""
+    from kwsos.events import format_events
+
+    def write_all(fh) -> int:
+        fh.write(format_events([], "csv"))  # the header
+        fh.flush()
+        n = 0
+        for _, events in results:
+            if events:
+                fh.write(format_events(events, "csv", header=False))
+                fh.flush()
+            n += len(events)
+        return n
+
+    if output is None:
+        # sys.stdout now, before a progress bar (rich) may redirect it to its console
+        write_all(sys.stdout)
+        return
+    with atomic_output(output) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+        n = write_all(fh)
+    err.print(f"wrote {n} detection(s) to {output}", highlight=False)
 
 
 def _print_events(events, fmt: Format, output: Path | None) -> None:
     from kwsos.events import format_events
 
     if fmt is Format.table:
-        if output is not None:
-            raise KwsosError("--output needs --format csv, json or audacity")
         table = Table(title=f"{len(events)} detection(s)")
         for col in ("file", "onset (s)", "offset (s)", "keyword", "cost"):
             table.add_column(col, justify="right" if "(" in col or col == "cost" else "left")
@@ -375,11 +419,17 @@ def detect(
         typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
     ] = None,
     inference: Annotated[Inference | None, typer.Option(help=INFERENCE_HELP)] = None,
+    jobs: JobsOpt = None,
 ) -> None:
     """Find every enrolled keyword in RECORDINGS, with onset and offset in seconds.
 
+    Several recordings are searched at once (--jobs); the results come out in the order of
+    RECORDINGS (csv rows as soon as a file and all files before it are done).
+
     Example: kwsos detect meeting.flac --bank my_bank --format csv -o detections.csv
     """
+    if fmt is Format.table and output is not None:
+        raise KwsosError("--output needs --format csv, json or audacity")
     for r in recordings:
         require_file(r, "recording")
     spotter = _load_bank(bank, trained=True)
@@ -391,7 +441,13 @@ def detect(
         for kw in set(spotter.keywords) - set(keyword):
             spotter.remove(kw)
     spotter.fit()
-    _print_events(_detect_all(spotter, recordings, threshold), fmt, output)
+    # csv rows streamed to a terminal are the progress; a bar would be drawn across them
+    rows_on_tty = fmt is Format.csv and output is None and sys.stdout.isatty()
+    results = _detect_all(spotter, recordings, threshold, jobs, progress=not rows_on_tty)
+    if fmt is Format.csv:
+        _stream_csv(results, output)
+    else:
+        _print_events([e for _, events in results for e in events], fmt, output)
 
 
 def _print_scores(scores, title: str) -> None:
@@ -490,6 +546,7 @@ def tune(
             max=1.0,
         ),
     ] = None,
+    jobs: JobsOpt = None,
 ) -> None:
     """Pick the threshold that maximises event-based F1 on validation recordings and store it in
     the bank (one global threshold, or with --per-keyword one per keyword).
@@ -512,14 +569,14 @@ def tune(
     if hfcc_weight:
         with progress_hook("tuning") as hook:
             best, results = spotter.tune_hfcc_weight(
-                recordings, ref, hfcc_weight, per_keyword=per_keyword, hook=hook
+                recordings, ref, hfcc_weight, per_keyword=per_keyword, hook=hook, jobs=jobs
             )
         result = results[best]
         if len(results) > 1:
             _print_weight_table(results, best)
     else:
         with progress_hook("tuning") as hook:
-            result = spotter.tune(recordings, ref, per_keyword=per_keyword, hook=hook)
+            result = spotter.tune(recordings, ref, per_keyword=per_keyword, hook=hook, jobs=jobs)
     spotter.save(bank)
     if per_keyword:
         assert result.global_scores is not None
@@ -622,7 +679,7 @@ def demo(
         )
         test = data / "long.flac"
         start = time.perf_counter()
-        events = _detect_all(spotter, [test], None)
+        events = [e for _, evs in _detect_all(spotter, [test], None) for e in evs]
         elapsed = time.perf_counter() - start
         _print_events(events, Format.table, None)
         from kwsos.audio import audio_info

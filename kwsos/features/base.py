@@ -85,6 +85,9 @@ def get_extractor(name: str, **options: Any) -> FeatureExtractor:
     unknown = sorted(set(options) - known)
     if unknown:
         raise KwsosError(f"unknown option(s) for {name} features: {', '.join(unknown)}")
+    from kwsos.config import check_fields
+
+    options = check_fields(cls, options, f"{name} features")
     try:
         return cls(**options)
     except (TypeError, ValueError) as exc:

@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,7 @@ from kwsos.audio import (
     trim_silence,
     write_audio,
 )
-from kwsos.backends.base import Detector, detector_class
-from kwsos.backends.dtw import DEFAULT_STEPS
+from kwsos.backends.base import DEFAULT_STEPS, Detector, detector_class
 from kwsos.config import Config
 from kwsos.embeddings.temporal import EmbeddingTrainingConfig
 from kwsos.errors import KwsosError
@@ -57,6 +56,7 @@ from kwsos.events import Event
 from kwsos.features import FeatureExtractor, extractor_from_dict, get_extractor
 from kwsos.hooks import Hook, call_hook
 from kwsos.metrics import EventScores, event_based_scores, event_match_counts, file_key
+from kwsos.parallel import ordered_map, single_threaded_blas
 
 __all__ = [
     "BankError",
@@ -662,7 +662,8 @@ class KeywordSpotter:
         self, recording: str | Path, *, max_cost: float = np.inf, hook: Hook | None = None
     ) -> np.ndarray:
         """Raw DTW candidates (local minima of each keyword's cost curve), before thresholding."""
-        return self._candidates(recording, max_cost, hook)[0]
+        with single_threaded_blas():
+            return self._candidates(recording, max_cost, hook)[0]
 
     def cost_curves(self, recording: str | Path) -> tuple[np.ndarray, np.ndarray]:
         """Per-keyword match cost at every frame of ``recording``, for plots and diagnosis.
@@ -680,8 +681,9 @@ class KeywordSpotter:
             In the detector's keyword order (``detector.keywords_``); ``inf`` where no match ends.
         """
         duration = self._check_recording(recording)
-        feats = np.concatenate(list(self._feature_stream(recording, duration, None)))
-        costs = self.detector.cost_curves(feats)
+        with single_threaded_blas():
+            feats = np.concatenate(list(self._feature_stream(recording, duration, None)))
+            costs = self.detector.cost_curves(feats)
         onset, offset = self.extractor.frame_bounds_s(np.arange(len(feats)), np.arange(len(feats)))
         return (onset + offset) / 2, costs
 
@@ -698,18 +700,74 @@ class KeywordSpotter:
             for on, off, k, c in zip(onset, offset, dets["keyword"], dets["cost"], strict=True)
         ]
 
+    def _detect_one(self, recording: str | Path, thr: Any, hook: Hook | None = None) -> list[Event]:
+        cands, duration = self._candidates(recording, float(np.max(thr)), hook)
+        return self._to_events(recording, self.detector.postprocess(cands, thr), duration)
+
     def detect(
-        self, recording: str | Path, *, threshold: float | None = None, hook: Hook | None = None
+        self,
+        recording: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        threshold: float | None = None,
+        hook: Hook | None = None,
+        jobs: int | None = None,
     ) -> list[Event]:
         """Detect every enrolled keyword in ``recording``; events sorted by onset.
 
-        ``threshold`` overrides the bank's thresholds (global and per keyword) for this call.
-        Memory stays bounded for recordings of any length (the audio, features and DTW are all
-        streamed block by block).
+        ``recording`` is one file, or a sequence of files: then the events of all of them, file
+        by file in input order (:meth:`detect_many`, several files searched at once, ``jobs``;
+        the ``hook`` then counts files). ``threshold`` overrides the bank's thresholds (global
+        and per keyword) for this call. Memory stays bounded for recordings of any length (the
+        audio, features and DTW are all streamed block by block).
         """
-        thr: Any = self.thresholds if threshold is None else float(threshold)
-        cands, duration = self._candidates(recording, float(np.max(thr)), hook)
-        return self._to_events(recording, self.detector.postprocess(cands, thr), duration)
+        if isinstance(recording, str | os.PathLike):
+            thr = self._threshold_arg(threshold)
+            with single_threaded_blas():
+                return self._detect_one(recording, thr, hook)
+        return [
+            e
+            for _, events in self.detect_many(recording, threshold=threshold, jobs=jobs, hook=hook)
+            for e in events
+        ]
+
+    def detect_many(
+        self,
+        recordings: Iterable[str | os.PathLike[str]],
+        *,
+        threshold: float | None = None,
+        jobs: int | None = None,
+        hook: Hook | None = None,
+    ) -> Iterator[tuple[str | os.PathLike[str], list[Event]]]:
+        """Detect in many files, several at once; yields ``(recording, events)`` in input order
+        as soon as a file and all files before it are done.
+
+        ``jobs`` files are read, featurised and searched at the same time by threads of this
+        process (default :func:`kwsos.parallel.default_jobs`: ``min(4, CPU cores)``; ``1``: one
+        after the other); the templates, the numba kernels and a learned network are shared,
+        loaded once. At most ``2 * jobs`` files are in flight, so memory stays bounded. numba's
+        and torch's own thread pools are split between the workers
+        (:func:`kwsos.parallel.ordered_map`) and BLAS runs on one thread meanwhile, as in
+        :meth:`detect` (:func:`kwsos.parallel.single_threaded_blas`), so the events do not
+        depend on ``jobs``: they equal those of :meth:`detect` file by file.
+        ``hook("detect", completed=files_done, total=n_files)`` after each file. A file that
+        cannot be read raises its error (a :class:`~kwsos.errors.KwsosError`) when its turn
+        comes; the files after it are not searched.
+        """
+        recordings = list(recordings)
+        thr = self._threshold_arg(threshold)  # builds the detector once, before any thread
+
+        def one(rec: str | os.PathLike[str]) -> list[Event]:
+            return self._detect_one(rec, thr)
+
+        with single_threaded_blas():  # for the whole map: the limit is process-wide
+            results = ordered_map(one, recordings, jobs=jobs)
+            for i, (rec, events) in enumerate(zip(recordings, results, strict=True)):
+                call_hook(hook, "detect", completed=i + 1, total=len(recordings))
+                yield rec, events
+
+    def _threshold_arg(self, threshold: float | None) -> Any:
+        """The bank's thresholds (one per keyword) or the override, for ``postprocess``."""
+        return self.thresholds if threshold is None else float(threshold)
 
     def tune(
         self,
@@ -721,6 +779,7 @@ class KeywordSpotter:
         n_keyword_thresholds: int = 40,
         passes: int = 2,
         hook: Hook | None = None,
+        jobs: int | None = None,
     ) -> TuneResult:
         """Choose the threshold(s) that maximise event-based micro F1 on validation data.
 
@@ -731,7 +790,8 @@ class KeywordSpotter:
         a global threshold from ``n_thresholds`` quantiles of the candidate costs, and with
         ``per_keyword=True`` one threshold per keyword refined by coordinate ascent
         (``passes``, ``n_keyword_thresholds``), never below the global validation F1. The
-        spotter's thresholds are set to the result.
+        spotter's thresholds are set to the result. ``jobs`` recordings are searched at once
+        (as in :meth:`detect_many`).
         """
         from kwsos.thresholds import tune_f1
 
@@ -750,10 +810,11 @@ class KeywordSpotter:
                 "reference labels not enrolled (they count as misses): %s", ", ".join(unknown)
             )
         per_rec = []
-        for i, rec in enumerate(recordings):
-            cands, duration = self._candidates(rec, np.inf, None)
-            per_rec.append((rec, duration, cands))
-            call_hook(hook, "tune", completed=i + 1, total=len(recordings))
+        with single_threaded_blas():
+            found = ordered_map(lambda r: self._candidates(r, np.inf, None), recordings, jobs=jobs)
+            for i, (rec, (cands, duration)) in enumerate(zip(recordings, found, strict=True)):
+                per_rec.append((rec, duration, cands))
+                call_hook(hook, "tune", completed=i + 1, total=len(recordings))
         files = [str(r) for r in recordings]
         ref_by_file: dict[str, list[Event]] = {}
         for e in ref:
@@ -816,6 +877,7 @@ class KeywordSpotter:
         *,
         per_keyword: bool = False,
         hook: Hook | None = None,
+        jobs: int | None = None,
     ) -> tuple[float, dict[float, TuneResult]]:
         """Choose the weight of HFCC fused into learned embeddings on validation data.
 
@@ -838,7 +900,9 @@ class KeywordSpotter:
         configs: dict[float, SpotterConfig] = {}
         for w in grid:
             self.set_inference(hfcc_weight=w)
-            results[w] = self.tune(recordings, reference, per_keyword=per_keyword, hook=hook)
+            results[w] = self.tune(
+                recordings, reference, per_keyword=per_keyword, hook=hook, jobs=jobs
+            )
             configs[w] = self.config
         best = max(grid, key=lambda w: (results[w].scores.f1, -w))
         self.set_inference(hfcc_weight=best)
@@ -852,14 +916,16 @@ class KeywordSpotter:
         *,
         threshold: float | None = None,
         hook: Hook | None = None,
+        jobs: int | None = None,
     ) -> tuple[EventScores, list[Event]]:
-        """Detect in ``recordings`` and score against ``reference`` (event-based micro F1,
-        sed_eval, files matched by base name). Returns the scores and the detections."""
+        """Detect in ``recordings`` (``jobs`` at once, :meth:`detect_many`) and score against
+        ``reference`` (event-based micro F1, sed_eval, files matched by base name). Returns the
+        scores and the detections."""
         est: list[Event] = []
-        for i, rec in enumerate(recordings):
-            est += self.detect(rec, threshold=threshold)
-            if hook is not None:
-                hook("evaluate", completed=i + 1, total=len(recordings))
+        found = self.detect_many(recordings, threshold=threshold, jobs=jobs)
+        for i, (_, events) in enumerate(found):
+            est += events
+            call_hook(hook, "evaluate", completed=i + 1, total=len(recordings))
         return event_based_scores(list(reference), est, files=[str(r) for r in recordings]), est
 
     # ------------------------------------------------------------------ persistence

@@ -480,3 +480,40 @@ def test_postprocess_per_keyword_thresholds(rng):
     assert set(want["keyword"]) == {0, 1}
     with pytest.raises(ValueError, match="one threshold per keyword"):
         det.postprocess(cand, np.array([0.3, 0.4, 0.5]))
+
+
+@pytest.mark.parametrize("steps", STEP_SETS)
+@pytest.mark.parametrize("tile", [1, 7, 256])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_fused_kernel_equals_the_cost_matrix_kernel(rng, steps, tile, parallel):
+    """The fused kernel (similarities per tile, never the whole matrix) gives the results of
+    the kernel that takes the whole float32 similarity matrix, carried state included."""
+    from kwsos.backends.dtw import _check_steps, _l2_normalise, _sdtw_block, _sdtw_fused
+
+    lens = rng.integers(1, 12, size=5)
+    tpl = _l2_normalise(rng.standard_normal((lens.sum(), 6)).astype(np.float32))
+    off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    di, dj = _check_steps(steps)
+
+    def state():
+        r, p = tpl.shape[0], int(dj.max())
+        return [np.full((r, p), np.inf), np.zeros((r, p), np.int64), np.full((r, p), -1, np.int64)]
+
+    def outs(n):
+        k = len(lens)
+        return [np.empty((k, n)), np.empty((k, n), np.int64), np.empty((k, n)), np.empty((k, n), np.int64)]
+
+    s_ref, s_fused = state(), state()
+    col0 = 0
+    for nb in (23, 1, 40):  # consecutive blocks: the carried state must agree too
+        fr = _l2_normalise(rng.standard_normal((nb, 6)).astype(np.float32))
+        ref, got = outs(nb), outs(nb)
+        _sdtw_block(tpl @ fr.T, off, di, dj, *s_ref, col0, True, *ref)
+        _sdtw_fused(tpl, off, fr, di, dj, *s_fused, col0, *got, tile=tile, parallel=parallel)
+        for a, b in zip(ref, got, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(got[1], ref[1])  # starts
+        np.testing.assert_array_equal(got[3], ref[3])  # path lengths
+        for a, b in zip(s_ref, s_fused, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+        col0 += nb

@@ -85,6 +85,49 @@ def test_detect_formats_and_evaluate(bank, audio_set, tmp_path):
     assert "detection(s)" in r.output
 
 
+def test_detect_many_files_streams_csv_in_input_order(bank, audio_set, tmp_path):
+    x, sr = sf.read(str(audio_set["recording"]), dtype="float32")
+    files = [audio_set["recording"]]
+    for i, (a, b) in enumerate([(0.5, 1.0), (0.0, 0.5), (0.2, 0.7)]):
+        files.append(tmp_path / f"piece{i}.wav")
+        sf.write(str(files[-1]), x[int(a * len(x)) : int(b * len(x))], sr)
+    one_by_one = ["filename,onset,offset,event_label,cost"]
+    for f in files:
+        r = run("detect", f, "--bank", bank, "-f", "csv")
+        assert r.exit_code == 0, r.output
+        one_by_one += r.stdout.splitlines()[1:]
+    assert len(one_by_one) > len(files) + 1
+    for jobs in ("1", "3"):
+        r = run("detect", *files, "--bank", bank, "-f", "csv", "--jobs", jobs)
+        assert r.exit_code == 0, r.output
+        assert r.stdout.splitlines() == one_by_one
+        out = tmp_path / f"det{jobs}.csv"
+        r = run("detect", *files, "--bank", bank, "-f", "csv", "-o", out, "-j", jobs)
+        assert r.exit_code == 0, r.output
+        assert out.read_text().splitlines() == one_by_one
+    r = run("detect", *files, "--bank", bank, "-f", "json")
+    assert [e["filename"] for e in json.loads(r.output)] == [
+        line.split(",")[0] for line in one_by_one[1:]
+    ]
+    import shutil
+
+    copy = shutil.copytree(bank, tmp_path / "bank_copy")  # tune rewrites the bank's threshold
+    r = run("tune", *files, "-r", audio_set["reference"], "--bank", copy, "-j", "2")
+    assert r.exit_code == 0, r.output
+    assert "100.00" in r.output
+
+
+def test_a_corrupt_file_among_many_fails_with_one_line(bank, audio_set, tmp_path):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF1234WAVEfmt garbage")
+    rec, out = audio_set["recording"], tmp_path / "det.csv"
+    r = run("detect", rec, rec, corrupt, rec, "--bank", bank, "-f", "csv", "-o", out, "-j", "2")
+    assert r.exit_code == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "corrupt.wav" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wav"]  # no output, no temp
+
+
 def test_remove_keyword(bank, tmp_path):
     import shutil
 
@@ -258,10 +301,15 @@ def test_tune_per_keyword_stores_and_lists_thresholds(bank, audio_set, tmp_path)
     r = run("tune", rec, "--reference", ref, "--bank", copy, "--per-keyword")
     assert r.exit_code == 0, r.output
     assert "per-keyword thresholds" in r.output and "global and per-keyword" in r.output
-    stored = json.loads((copy / "bank.json").read_text())["config"]["decision"]["keyword_thresholds"]
+    stored = json.loads((copy / "bank.json").read_text())["config"]["decision"][
+        "keyword_thresholds"
+    ]
     assert set(stored) == {"alpha", "beta"}
     r = run("keywords", "--bank", copy)
     assert f"{stored['alpha']:.4f}" in r.output
     # a plain (global) tune clears them again
     r = run("tune", rec, "--reference", ref, "--bank", copy)
-    assert json.loads((copy / "bank.json").read_text())["config"]["decision"]["keyword_thresholds"] == {}
+    assert (
+        json.loads((copy / "bank.json").read_text())["config"]["decision"]["keyword_thresholds"]
+        == {}
+    )

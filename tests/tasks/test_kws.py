@@ -130,7 +130,9 @@ def _crafted_candidates(spotter, ref, costs_true, costs_false):
             add(label, round(lo * fps), round(lo * fps) + length - 1, costs_false[label])
             n += 1
     cand = np.zeros(len(rows), CANDIDATE_DTYPE)
-    for name, col in zip(("keyword", "template", "start", "end", "cost"), zip(*rows, strict=True), strict=True):
+    for name, col in zip(
+        ("keyword", "template", "start", "end", "cost"), zip(*rows, strict=True), strict=True
+    ):
         cand[name] = col
     return cand, n
 
@@ -142,9 +144,7 @@ def test_per_keyword_thresholds_tuned_by_coordinate_ascent(audio_set, monkeypatc
     s = KeywordSpotter(plain_config())
     for name, shots in audio_set["shots"].items():
         s.enroll(name, shots)
-    cand, n_false = _crafted_candidates(
-        s, ref, {"alpha": 0.10, "beta": 0.30}, {"alpha": 0.25}
-    )
+    cand, n_false = _crafted_candidates(s, ref, {"alpha": 0.10, "beta": 0.30}, {"alpha": 0.25})
     assert n_false >= 2
     duration = float(max(e.offset for e in ref) + 1)
     monkeypatch.setattr(s, "_candidates", lambda rec, max_cost, hook: (cand, duration))
@@ -194,3 +194,66 @@ def test_cost_curves_agree_with_candidates(spotter, audio_set):
         k = list(spotter.detector.keywords_).index(e.label)
         near = np.abs(times - e.offset) < 0.05
         assert costs[k][near].min() == pytest.approx(e.cost, abs=1e-6)
+
+
+# ---------------------------------------------------------------------- many files at once
+@pytest.fixture(scope="module")
+def many_files(audio_set, tmp_path_factory):
+    """The test recording, pieces of it (some without a keyword) and a stereo 22.05 kHz copy."""
+    import soundfile as sf
+
+    from kwsos.audio import sinc_resample
+
+    root = tmp_path_factory.mktemp("many")
+    x, sr = sf.read(str(audio_set["recording"]), dtype="float32")
+    n = len(x)
+    paths = [audio_set["recording"]]
+    for i, (a, b) in enumerate([(0, 0.5), (0.5, 1.0), (0.1, 0.35), (0.3, 0.9), (0.115, 0.255)]):
+        paths.append(root / f"piece{i}.wav")
+        sf.write(str(paths[-1]), x[int(a * n) : int(b * n)], sr)
+    y = sinc_resample(x.astype(np.float64), sr, 22050)
+    paths.append(root / "stereo22k.flac")
+    sf.write(str(paths[-1]), np.stack([y, 0.5 * y], axis=1), 22050)
+    return paths
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_detect_on_many_files_equals_file_by_file(spotter, many_files, jobs):
+    per_file = [spotter.detect(p) for p in many_files]
+    assert sum(map(len, per_file)) > len(per_file)  # most files hold keywords
+    assert any(not events for events in per_file)  # and one holds none
+    assert spotter.detect(many_files, jobs=jobs) == [e for events in per_file for e in events]
+    calls = []
+    got = list(
+        spotter.detect_many(
+            many_files, jobs=jobs, hook=lambda step, **kw: calls.append((step, kw["completed"]))
+        )
+    )
+    assert [p for p, _ in got] == many_files
+    assert [events for _, events in got] == per_file
+    assert calls == [("detect", i + 1) for i in range(len(many_files))]
+
+
+def test_a_corrupt_file_among_many_raises_in_its_turn(spotter, many_files, tmp_path):
+    from kwsos.audio import AudioError
+
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF1234WAVEfmt garbage")
+    files = [*many_files[:2], corrupt, *many_files[2:]]
+    with pytest.raises(AudioError, match="corrupt.wav"):
+        spotter.detect(files, jobs=3)
+    found = spotter.detect_many(files, jobs=3)
+    assert [next(found)[0], next(found)[0]] == many_files[:2]  # the files before it come out
+    with pytest.raises(AudioError, match="cannot read"):
+        next(found)
+
+
+def test_tune_on_many_files_is_the_same_with_jobs(audio_set, many_files):
+    results = []
+    for jobs in (1, 3):
+        s = KeywordSpotter(plain_config(threshold=0.5))
+        for name, shots in audio_set["shots"].items():
+            s.enroll(name, shots)
+        results.append(s.tune(many_files[:4], read_events(audio_set["reference"]), jobs=jobs))
+    assert results[0].threshold == results[1].threshold
+    np.testing.assert_array_equal(results[0].f1, results[1].f1)
