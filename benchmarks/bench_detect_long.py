@@ -54,6 +54,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--bank",
+        type=Path,
+        default=None,
+        help="keyword bank to search with (default: the demo's, 4 keywords x 5 shots); e.g. the "
+        "15-keyword bank benchmarks/bench_many_files.py builds in benchmarks/data/many/bank15",
+    )
     args = parser.parse_args()
     files = [args.data / "long_10min.flac", args.data / "long_60min.flac"]
     for f in files:
@@ -63,13 +70,18 @@ def main() -> None:
             )
     with tempfile.TemporaryDirectory() as tmp:
         bank, out = Path(tmp) / "bank", Path(tmp) / "det.csv"
-        subprocess.run([*KWSOS, "demo", "--bank", str(bank)], check=True, capture_output=True)
+        if args.bank is not None:
+            bank = args.bank
+        else:
+            subprocess.run([*KWSOS, "demo", "--bank", str(bank)], check=True, capture_output=True)
         subprocess.run(
             [*KWSOS, "detect", str(files[0]), "--bank", str(bank), "-f", "csv", "-o", str(out)],
             check=True,
             capture_output=True,
         )  # warm-up (numba cache)
         print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
+        print(f"bank: {args.bank or 'the demo bank (4 keywords x 5 shots)'}")
+        print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         print("| recording | duration | wall time (s) | x real time | peak RSS (MiB) |")
         print("|---|---|---|---|---|")
         results = {}

@@ -39,6 +39,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -353,9 +354,12 @@ def _sdtw_block(cost: np.ndarray, offsets: np.ndarray, *args) -> None:
 
 
 def _tiles(frames_unit: np.ndarray, tile: int) -> np.ndarray:
-    """``(n, D)`` frames -> ``(ceil(n / tile), D, tile)`` transposed tiles, zero-padded."""
+    """``(n, D)`` frames -> ``(n_tiles, D, width)`` transposed tiles, zero-padded: as many tiles
+    as ``tile`` frames each need, made equally wide (340 frames: two tiles of 170, not 256 +
+    84 padded to 256), so that the padding costs at most ``n_tiles - 1`` columns."""
     n, dim = frames_unit.shape
     n_tiles = max(1, -(-n // tile))
+    tile = max(1, -(-n // n_tiles))
     padded = np.zeros((n_tiles * tile, dim), np.float32)
     padded[:n] = frames_unit
     return np.ascontiguousarray(padded.reshape(n_tiles, tile, dim).transpose(0, 2, 1))
@@ -379,7 +383,12 @@ def _sdtw_fused(
     nb = frames_unit.shape[0]
     tiles = _tiles(np.asarray(frames_unit, np.float32), tile)
     if parallel is None:
-        parallel = offsets.shape[0] > 2 and templates.shape[0] * nb >= _PARALLEL_MIN_CELLS
+        # one numba thread (e.g. a worker of kwsos.parallel.ordered_map): skip the launcher
+        parallel = (
+            offsets.shape[0] > 2
+            and templates.shape[0] * nb >= _PARALLEL_MIN_CELLS
+            and numba.get_num_threads() > 1
+        )
     kernel = _sdtw_fused_parallel if parallel else _sdtw_fused_serial
     kernel(np.ascontiguousarray(templates, np.float32), offsets, tiles, nb, *args)
 

@@ -22,8 +22,11 @@ Detection (Diss. 6.3.6)
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +44,18 @@ from kwsos.hooks import Hook
 __all__ = ["SubsequenceDTWDetector"]
 
 logger = logging.getLogger(__name__)
+
+
+def _blas_guard() -> Any:
+    """BLAS on one thread while the DTW runs (:func:`kwsos.parallel.single_threaded_blas`: the
+    kernels call many small BLAS products from numba threads, where OpenBLAS's own threads only
+    spin). The limit is process-wide, so only the main thread sets it; worker threads of
+    :func:`kwsos.parallel.ordered_map` run inside the limit their caller set."""
+    if threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
+    from kwsos.parallel import single_threaded_blas
+
+    return single_threaded_blas()
 
 
 @register_detector("sdtw")
@@ -242,9 +257,10 @@ class SubsequenceDTWDetector:
         n_templates = len(self.template_lengths_)
         norm = np.empty((n_templates, n))
         start = np.empty((n_templates, n), dtype=np.int64)
-        for col0, bn, bs in self._iter_dtw([features], None):
-            norm[:, col0 : col0 + bn.shape[1]] = bn
-            start[:, col0 : col0 + bn.shape[1]] = bs
+        with _blas_guard():
+            for col0, bn, bs in self._iter_dtw([features], None):
+                norm[:, col0 : col0 + bn.shape[1]] = bn
+                start[:, col0 : col0 + bn.shape[1]] = bs
         return norm, start
 
     # ---------------------------------------------------------------- detection
@@ -294,31 +310,32 @@ class SubsequenceDTWDetector:
                 rec["template"] = t[w_idx, j_idx]
                 out.append(rec)
 
-        for col0, norm, start in self._iter_dtw(feature_blocks, hook):
-            nb = norm.shape[1]
-            kc = np.empty((n_kw, nb))
-            ks = np.empty((n_kw, nb), dtype=np.int64)
-            kt = np.empty((n_kw, nb), dtype=np.int64)
-            for w, g in enumerate(groups):
-                best = np.argmin(norm[g], axis=0)  # first minimum = lowest template index
-                kc[w] = norm[g[best], np.arange(nb)]
-                ks[w] = start[g[best], np.arange(nb)]
-                kt[w] = g[best]
-            if pend is None:
-                c, s, t = kc, ks, kt
-                first = col0
-            else:
-                c = np.concatenate([pend[0][:, None], kc], axis=1)
-                s = np.concatenate([pend[1][:, None], ks], axis=1)
-                t = np.concatenate([pend[2][:, None], kt], axis=1)
-                first = pend_col
-            left = np.concatenate([pend_left[:, None], c[:, :-1]], axis=1)
-            cur = c[:, :-1]
-            mask = (cur < left[:, :-1]) & (cur <= c[:, 1:]) & np.isfinite(cur) & (cur <= max_cost)
-            emit(mask, first + np.arange(c.shape[1] - 1), c, s, t)
-            pend = (c[:, -1].copy(), s[:, -1].copy(), t[:, -1].copy())
-            pend_left = left[:, -1].copy()
-            pend_col = first + c.shape[1] - 1
+        with _blas_guard():
+            for col0, norm, start in self._iter_dtw(feature_blocks, hook):
+                nb = norm.shape[1]
+                kc = np.empty((n_kw, nb))
+                ks = np.empty((n_kw, nb), dtype=np.int64)
+                kt = np.empty((n_kw, nb), dtype=np.int64)
+                for w, g in enumerate(groups):
+                    best = np.argmin(norm[g], axis=0)  # first minimum = lowest template index
+                    kc[w] = norm[g[best], np.arange(nb)]
+                    ks[w] = start[g[best], np.arange(nb)]
+                    kt[w] = g[best]
+                if pend is None:
+                    c, s, t = kc, ks, kt
+                    first = col0
+                else:
+                    c = np.concatenate([pend[0][:, None], kc], axis=1)
+                    s = np.concatenate([pend[1][:, None], ks], axis=1)
+                    t = np.concatenate([pend[2][:, None], kt], axis=1)
+                    first = pend_col
+                left = np.concatenate([pend_left[:, None], c[:, :-1]], axis=1)
+                cur = c[:, :-1]
+                mask = (cur < left[:, :-1]) & (cur <= c[:, 1:]) & np.isfinite(cur) & (cur <= max_cost)
+                emit(mask, first + np.arange(c.shape[1] - 1), c, s, t)
+                pend = (c[:, -1].copy(), s[:, -1].copy(), t[:, -1].copy())
+                pend_left = left[:, -1].copy()
+                pend_col = first + c.shape[1] - 1
         if pend is not None:
             c = pend[0][:, None]
             mask = (c < pend_left[:, None]) & np.isfinite(c) & (c <= max_cost)
