@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +31,8 @@ __all__ = [
 
 FORMATS = ("table", "csv", "json", "audacity")
 _COLUMNS = ("filename", "onset", "offset", "event_label")
+#: A row holding only a file name (a file without events) must name an audio file.
+_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".opus")
 #: KWS-DailyTalk's column names (``idx,event_label,event_onset,event_offset,file,scene_label``).
 _DAILYTALK = {
     "file": "filename",
@@ -82,7 +85,7 @@ def read_events(path: str | Path) -> list[Event]:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return []
-    delimiter = "\t" if "\t" in lines[0] else ","
+    delimiter = _delimiter(path, lines)
     rows = list(csv.reader(lines, delimiter=delimiter))
     header = [c.strip().lower() for c in rows[0]]
     if all(c in header for c in _DAILYTALK):  # KWS-DailyTalk annotation CSV (SPEC section 8)
@@ -99,6 +102,11 @@ def read_events(path: str | Path) -> list[Event]:
     events = []
     for i, row in enumerate(body, start=first_line):
         if len(row) == 1 and row[0].strip():
+            if not row[0].strip().lower().endswith(_AUDIO_SUFFIXES):
+                raise EventFileError(
+                    f"{path}:{i}: not an event row (expected filename,onset,offset,event_label, "
+                    f"or an audio file name alone for a file without events), got {row[0]!r}"
+                )
             continue  # a file with no events
         if len(row) <= max(cols):
             raise EventFileError(
@@ -124,9 +132,19 @@ def _make_event(
         raise EventFileError(f"{path}:{line}: empty filename")
     if not label or not str(label).strip():
         raise EventFileError(f"{path}:{line}: empty event_label")
-    if not (0 <= on < off):  # also rejects NaN
+    if not (0 <= on < off < math.inf):  # also rejects NaN
         raise EventFileError(f"{path}:{line}: need 0 <= onset < offset, got {on} and {off}")
     return Event(filename, on, off, str(label).strip(), c)
+
+
+def _delimiter(path: Path, lines: list[str]) -> str:
+    """The field separator of a CSV/TSV file: tab, comma or semicolon, from its first line.
+    A line that has none of them is one field (a file name without events)."""
+    first = lines[0]
+    for sep in ("\t", ",", ";"):
+        if sep in first:
+            return sep
+    return ","
 
 
 def _from_json(path: Path, text: str) -> list[Event]:

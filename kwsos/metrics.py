@@ -114,6 +114,12 @@ def event_based_scores(
     ref = events_by_file(e._replace(filename=file_key(e.filename)) for e in reference)
     est = events_by_file(e._replace(filename=file_key(e.filename)) for e in estimated)
     keys = sorted({file_key(f) for f in files} if files is not None else set(ref) | set(est))
+    if reference and not set(ref) & set(keys):
+        logger.warning(
+            "the reference names none of the %d evaluated file(s) (file names must match by "
+            "base name): every detection counts as a false alarm",
+            len(keys),
+        )
     labels = sorted({e.label for e in reference} | {e.label for e in estimated})
     metric = sed_eval.sound_event.EventBasedMetrics(
         event_label_list=labels,

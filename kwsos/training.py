@@ -100,6 +100,22 @@ class TrainConfig(Config):
     threads: int | None = None
     precision: str = "auto"
 
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "max_steps": self.max_steps is None or self.max_steps >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": 0 < self.lr < 10,
+            "patience": self.patience >= 0,
+            "min_delta": self.min_delta >= 0,
+            "max_minutes": self.max_minutes is None or self.max_minutes > 0,
+            "threads": self.threads is None or self.threads >= 1,
+            "precision": self.precision in ("auto", "fp32", "bf16"),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid training setting {bad[0]}: {getattr(self, bad[0])!r}")
+
 
 @dataclass
 class TrainLog:

@@ -189,6 +189,15 @@ class EmbeddingFeatures(FeatureExtractor):
     net: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._check_framing()
+        if not 1 <= self.n_mels <= 512:
+            raise ValueError(f"n_mels must be in [1, 512], got {self.n_mels}")
+        if not 1 <= self.segment_frames <= 1024:
+            raise ValueError(f"segment_frames must be in [1, 1024], got {self.segment_frames}")
+        if not 1 <= self.hop_frames <= self.segment_frames:
+            raise ValueError(f"hop_frames must be in [1, segment_frames], got {self.hop_frames}")
+        if not 1 <= self.batch_segments <= 1 << 20:
+            raise ValueError(f"batch_segments must be positive, got {self.batch_segments}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.kind not in KINDS:
@@ -549,6 +558,17 @@ class EmbeddingTrainingConfig(Config):
         if self.kind not in ("tacos", "lkw", "sliding"):
             raise ValueError(f"kind must be 'tacos', 'lkw' or 'sliding', got {self.kind!r}")
         check_input_norm(self.input_norm, self.input_norm_frames)
+        for name in ("n_centers", "dim", "segment_frames", "hop_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"channels must be positive integers, got {self.channels}")
+        if self.background_clips < 0:
+            raise ValueError(f"background_clips must be >= 0, got {self.background_clips}")
+        if not 0 <= self.noise_p <= 1:
+            raise ValueError(f"noise_p must be in [0, 1], got {self.noise_p}")
+        if not 0 <= self.gain_db <= 60:
+            raise ValueError(f"gain_db must be in [0, 60], got {self.gain_db}")
         if not 0.0 <= self.freq_warp < 0.5:
             raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))

@@ -96,8 +96,10 @@ def get_extractor(name: str, **options: Any) -> FeatureExtractor:
 
 def extractor_from_dict(d: dict[str, Any]) -> FeatureExtractor:
     """Inverse of ``FeatureExtractor.to_dict``."""
+    if not isinstance(d, dict):
+        raise KwsosError(f"a features configuration must be a mapping, got {d!r}")
     d = dict(d)
-    if "name" not in d:
+    if "name" not in d or not isinstance(d["name"], str):
         raise KwsosError("a features configuration needs a 'name'")
     return get_extractor(d.pop("name"), **d)
 
@@ -117,6 +119,17 @@ class FeatureExtractor:
     sample_rate: int = SAMPLE_RATE
     win_samples: int = 640
     hop_samples: int = 160
+
+    def __post_init__(self) -> None:
+        self._check_framing()
+
+    def _check_framing(self) -> None:
+        if not 1000 <= self.sample_rate <= 192000:
+            raise ValueError(f"sample_rate must be in [1000, 192000] Hz, got {self.sample_rate}")
+        if not 1 <= self.win_samples <= 1 << 16:
+            raise ValueError(f"win_samples must be in [1, 65536], got {self.win_samples}")
+        if not 1 <= self.hop_samples <= self.win_samples:
+            raise ValueError(f"hop_samples must be in [1, win_samples], got {self.hop_samples}")
 
     @property
     def context_frames(self) -> int:

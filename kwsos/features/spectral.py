@@ -154,6 +154,24 @@ class _Cepstral(FeatureExtractor):
     _fb: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check_framing()
+        nyquist = self.sample_rate / 2
+        if not self.win_samples <= self.n_fft <= 1 << 16:
+            raise ValueError(f"n_fft must be in [win_samples, 65536], got {self.n_fft}")
+        if not 1 <= self.n_filters <= 256:
+            raise ValueError(f"n_filters must be in [1, 256], got {self.n_filters}")
+        if not 1 <= self.n_ceps <= self.n_filters:
+            raise ValueError(f"n_ceps must be in [1, n_filters], got {self.n_ceps}")
+        if not 0 <= self.f_min_hz < self.f_max_hz <= nyquist:
+            raise ValueError(
+                f"need 0 <= f_min_hz < f_max_hz <= {nyquist:g}, got {self.f_min_hz}, {self.f_max_hz}"
+            )
+        if not 0 <= self.preemphasis < 1:
+            raise ValueError(f"preemphasis must be in [0, 1), got {self.preemphasis}")
+        if not 0 <= self.cmvn_frames <= 100_000:
+            raise ValueError(f"cmvn_frames must be in [0, 100000], got {self.cmvn_frames}")
+        if self.drop_c0 and self.n_ceps < 2:
+            raise ValueError("drop_c0 needs n_ceps >= 2")
         object.__setattr__(self, "_fb", self._filterbank().astype(np.float32))
 
     def _filterbank(self) -> np.ndarray:
@@ -205,6 +223,11 @@ class HFCC(_Cepstral):
     name: ClassVar[str] = "hfcc"
     e_factor: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not 0 < self.e_factor <= 10:
+            raise ValueError(f"e_factor must be in (0, 10], got {self.e_factor}")
+        super().__post_init__()
+
     def _filterbank(self) -> np.ndarray:
         return hfcc_filterbank(
             self.n_fft,
@@ -248,6 +271,9 @@ class LogMel(FeatureExtractor):
     _fb: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check_framing()
+        if not 1 <= self.n_mels <= 512:
+            raise ValueError(f"n_mels must be in [1, 512], got {self.n_mels}")
         fb = mel_filterbank(self.win_samples, self.sample_rate, n_filters=self.n_mels)
         object.__setattr__(self, "_fb", fb.astype(np.float32))
 

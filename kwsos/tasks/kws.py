@@ -55,6 +55,7 @@ from kwsos.errors import KwsosError
 from kwsos.events import Event
 from kwsos.features import FeatureExtractor, extractor_from_dict, get_extractor
 from kwsos.hooks import Hook, call_hook
+from kwsos.io import umask_mode
 from kwsos.metrics import EventScores, event_based_scores, event_match_counts, file_key
 from kwsos.parallel import ordered_map, single_threaded_blas
 
@@ -73,7 +74,16 @@ log = logging.getLogger(__name__)
 
 BANK_FILE = "bank.json"
 MODEL_FILE = "model.pt"
-BANK_FORMAT = "kwsos-bank/2"
+#: Range of the detectors' match costs (cosine distances), so of every threshold.
+MIN_COST, MAX_COST = 0.0, 2.0
+#: A shot longer than this (seconds of sound after trimming) is warned about: shots are words.
+LONG_SHOT_S = 2.5
+#: Shots of one keyword whose lengths differ by more than this factor are warned about.
+UNEVEN_SHOTS = 3.0
+#: Largest DTW step accepted in a configuration.
+MAX_STEP = 4
+BANK_VERSION = 2
+BANK_FORMAT = f"kwsos-bank/{BANK_VERSION}"
 
 
 class BankError(KwsosError):
@@ -100,8 +110,12 @@ class ShotFrontendConfig(Config):
     block_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if not self.block_s > 0:
-            raise KwsosError(f"block_s must be positive, got {self.block_s}")
+        if not 0.1 <= self.block_s <= 3600:
+            raise KwsosError(f"block_s must be between 0.1 and 3600 seconds, got {self.block_s}")
+        if self.trim_top_db is not None and not 0 < self.trim_top_db <= 200:
+            raise KwsosError(f"trim_top_db must be in (0, 200] dB or null, got {self.trim_top_db}")
+        if not 0 <= self.min_shot_s <= 60:
+            raise KwsosError(f"min_shot_s must be in [0, 60] seconds, got {self.min_shot_s}")
 
 
 @dataclass(frozen=True)
@@ -133,7 +147,22 @@ class DetectorConfig(Config):
             raise KwsosError(f"detector must be 'sdtw' or 'sliding', got {self.name!r}")
         if self.templates not in ("shots", "dba"):
             raise KwsosError(f"templates must be 'shots' or 'dba', got {self.templates!r}")
-        object.__setattr__(self, "steps", tuple(tuple(int(v) for v in s) for s in self.steps))
+        try:
+            steps = tuple((int(di), int(dj)) for di, dj in self.steps)
+        except (TypeError, ValueError):
+            raise KwsosError(f"steps must be (di, dj) integer pairs, got {self.steps!r}") from None
+        if not steps or len(set(steps)) != len(steps) or any(
+            not (1 <= di <= MAX_STEP and 1 <= dj <= MAX_STEP) for di, dj in steps
+        ):
+            raise KwsosError(
+                f"steps must be distinct (di, dj) pairs with 1 <= di, dj <= {MAX_STEP}, got "
+                f"{[list(s) for s in steps]}"
+            )
+        object.__setattr__(self, "steps", steps)
+        if not 0 <= self.min_duration_ratio <= 10:
+            raise KwsosError(
+                f"min_duration_ratio must be in [0, 10], got {self.min_duration_ratio}"
+            )
 
 
 @dataclass(frozen=True)
@@ -156,8 +185,11 @@ class DecisionConfig(Config):
     def __post_init__(self) -> None:
         kt = {str(k): float(v) for k, v in dict(self.keyword_thresholds).items()}
         for v in [self.threshold, *kt.values()]:
-            if not np.isfinite(v):
-                raise KwsosError(f"threshold must be a finite number, got {v}")
+            if not (np.isfinite(v) and MIN_COST <= v <= MAX_COST):
+                raise KwsosError(
+                    f"threshold must be a match cost in [{MIN_COST:g}, {MAX_COST:g}] (a cosine "
+                    f"distance), got {v}"
+                )
         object.__setattr__(self, "threshold", float(self.threshold))
         object.__setattr__(self, "keyword_thresholds", kt)
 
@@ -224,6 +256,8 @@ class SpotterConfig(Config):
                 if key in d:
                     out[name][key] = d.pop(key)
         features = d.pop("features", None) or _hfcc().to_dict()
+        if not isinstance(features, Mapping):
+            raise KwsosError(f"features must be a mapping of options, got {features!r}")
         out["features"] = features
         out["training"] = d.pop("training", None) or {}
         if d:
@@ -336,11 +370,28 @@ class KeywordSpotter:
         """Load (or take) one shot, apply the frontend and trimming, check its length."""
         # files and arrays share one frontend (normalisation and 50 Hz high-pass)
         name = "array" if isinstance(shot, np.ndarray) else str(shot)
+        if not isinstance(shot, np.ndarray):
+            rate = audio_info(shot).sample_rate
+            if rate < SAMPLE_RATE:
+                log.warning(
+                    "shot %s is sampled at %d Hz (narrow band); kwsos works at %d Hz and "
+                    "such shots match 16 kHz recordings worse",
+                    name,
+                    rate,
+                    SAMPLE_RATE,
+                )
         wave = load_clip(shot, what="shot array")
         front = self.config.frontend
         if front.trim_top_db is not None:
             wave = trim_silence(wave, SAMPLE_RATE, top_db=front.trim_top_db)
         duration = len(wave) / SAMPLE_RATE
+        if duration > LONG_SHOT_S:
+            log.warning(
+                "shot %s holds %.1f s of sound: a shot should be the keyword alone (about "
+                "0.2-2 s); a longer one becomes a long template that matches long stretches",
+                name,
+                duration,
+            )
         if duration < front.min_shot_s or self.extractor.n_frames(len(wave)) < 2:
             raise KwsosError(
                 f"shot {name} is too short: {duration:.3f} s of sound, need at least "
@@ -367,6 +418,17 @@ class KeywordSpotter:
             raise KwsosError(f"no shots given for keyword {name!r}")
         waves = [self.load_shot(s) for s in shots]
         sources = ["array" if isinstance(s, np.ndarray) else Path(s).name for s in shots]
+        lengths = [len(w) / SAMPLE_RATE for w in waves]
+        if name in self._keywords and not replace_shots:
+            lengths += self.shot_durations_s(name)
+        if max(lengths) > UNEVEN_SHOTS * min(lengths):
+            log.warning(
+                "the shots of %r differ a lot in length (%.2f-%.2f s of sound): check that each "
+                "holds the keyword alone, spoken once",
+                name,
+                min(lengths),
+                max(lengths),
+            )
         if name in self._keywords and not replace_shots:
             kw = self._keywords[name]
             kw.shots += waves
@@ -632,6 +694,14 @@ class KeywordSpotter:
     def _check_recording(self, recording: str | Path) -> float:
         self.detector  # noqa: B018 - raises BankError when nothing is enrolled
         info = audio_info(recording)
+        if info.sample_rate < SAMPLE_RATE:
+            log.warning(
+                "%s is sampled at %d Hz (narrow band, e.g. telephone): the shots are %d Hz "
+                "wide-band, so expect fewer detections; enroll shots recorded the same way",
+                recording,
+                info.sample_rate,
+                SAMPLE_RATE,
+            )
         shortest = min(min(self.shot_durations_s(k)) for k in self.keywords)
         if info.duration_s < shortest:
             raise KwsosError(
@@ -767,7 +837,14 @@ class KeywordSpotter:
 
     def _threshold_arg(self, threshold: float | None) -> Any:
         """The bank's thresholds (one per keyword) or the override, for ``postprocess``."""
-        return self.thresholds if threshold is None else float(threshold)
+        if threshold is None:
+            return self.thresholds
+        thr = float(threshold)
+        if not (np.isfinite(thr) and MIN_COST <= thr <= MAX_COST):
+            raise KwsosError(
+                f"threshold must be a match cost in [{MIN_COST:g}, {MAX_COST:g}], got {threshold}"
+            )
+        return thr
 
     def tune(
         self,
@@ -930,14 +1007,33 @@ class KeywordSpotter:
 
     # ------------------------------------------------------------------ persistence
     def save(self, bank_dir: str | Path) -> None:
-        """Write the keyword bank to ``bank_dir`` atomically (see module docstring)."""
+        """Write the keyword bank to ``bank_dir`` atomically (see module docstring).
+
+        The bank gets the permissions a plain ``mkdir`` would (the user's umask). Temporary
+        copies left beside it by a process that was killed while saving are removed.
+
+        Raises
+        ------
+        BankError
+            ``bank_dir`` is something else than a bank, or cannot be written (one line).
+        """
         bank_dir = Path(bank_dir)
         check_bank_target(bank_dir)
-        bank_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{bank_dir.name}.tmp-", dir=bank_dir.parent))
         try:
+            bank_dir.parent.mkdir(parents=True, exist_ok=True)
+            _remove_leftovers(bank_dir)
+            tmp = Path(
+                tempfile.mkdtemp(prefix=f".{bank_dir.name}.tmp-{os.getpid()}-", dir=bank_dir.parent)
+            )
+        except OSError as exc:
+            raise BankError(f"cannot write keyword bank {bank_dir}: {exc.strerror or exc}") from None
+        try:
+            os.chmod(tmp, umask_mode(0o777))  # mkdtemp creates 0700
             self._write(tmp)
             _swap_dir(tmp, bank_dir)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BankError(f"cannot write keyword bank {bank_dir}: {exc.strerror or exc}") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -981,7 +1077,19 @@ class KeywordSpotter:
 
     @classmethod
     def load(cls, bank_dir: str | Path) -> KeywordSpotter:
-        """Read a keyword bank written by :meth:`save`."""
+        """Read a keyword bank written by :meth:`save` (format ``kwsos-bank/2``, or ``/1``).
+
+        Everything is validated before it is used: the format and its version, every
+        configuration field (type and range), every keyword entry, every shot (a 16 kHz mono
+        finite signal inside the bank) and every template (finite ``(n, dim)`` frames of the
+        bank's features).
+
+        Raises
+        ------
+        BankError
+            One line naming the bank, and the file or field that is wrong: not a kwsos bank,
+            written by a newer kwsos, or damaged.
+        """
         bank_dir = Path(bank_dir)
         meta_path = bank_dir / BANK_FILE
         if not meta_path.is_file():
@@ -990,13 +1098,22 @@ class KeywordSpotter:
             )
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            fmt = meta.get("format")
-            if fmt == BANK_FORMAT:
-                config = SpotterConfig.from_dict(meta["config"])
-            elif fmt == "kwsos-bank/1":
-                config = SpotterConfig.from_v1(meta["config"])
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise BankError(f"keyword bank {bank_dir} is damaged: {BANK_FILE}: {exc}") from None
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        version = _format_version(fmt)
+        if version is None:
+            raise BankError(f"{bank_dir} is not a kwsos keyword bank (format {fmt!r})")
+        if version > BANK_VERSION:
+            raise BankError(
+                f"keyword bank {bank_dir} was written by a newer kwsos (format {fmt}); this "
+                f"kwsos {__version__} reads kwsos-bank/1 to {BANK_FORMAT}: upgrade kwsos"
+            )
+        try:
+            if version == 1:
+                config = SpotterConfig.from_v1(_field(meta, "config", dict))
             else:
-                raise ValueError(f"unknown bank format {fmt!r} (this kwsos reads {BANK_FORMAT})")
+                config = SpotterConfig.from_dict(_field(meta, "config", dict))
             spotter = cls(config)
             if spotter.learned and (bank_dir / MODEL_FILE).is_file():
                 spotter._set_features(
@@ -1004,16 +1121,32 @@ class KeywordSpotter:
                         _load_net(bank_dir / MODEL_FILE, spotter.extractor.model)
                     )
                 )
-            for name, entry in meta["keywords"].items():
-                shots = [_read_wave(bank_dir / s["file"]) for s in entry["shots"]]
-                templates = [np.load(bank_dir / t, allow_pickle=False) for t in entry["templates"]]
-                if fmt == "kwsos-bank/1" and config.backend.name == "sliding":
+            dim = spotter.extractor.dim
+            for name, entry in _field(meta, "keywords", dict).items():
+                if not isinstance(entry, dict) or _check_keyword_name(name) != name:
+                    raise ValueError(f"keywords: bad entry {name!r}")
+                shot_rows = _field(entry, "shots", list, f"keywords[{name!r}]")
+                if not shot_rows:
+                    raise ValueError(f"keywords[{name!r}]: no shots")
+                shots, sources = [], []
+                for row in shot_rows:
+                    if not isinstance(row, dict):
+                        raise ValueError(f"keywords[{name!r}].shots: not a shot entry: {row!r}")
+                    shots.append(_read_wave(_inside(bank_dir, _field(row, "file", str, name))))
+                    sources.append(str(row.get("source", "")))
+                files = _field(entry, "templates", list, f"keywords[{name!r}]")
+                templates = [_read_template(_inside(bank_dir, t), dim) for t in files]
+                if version == 1 and config.backend.name == "sliding":
                     templates = []  # /1 stored the keyword centres here; now the shots' features
-                spotter._keywords[name] = _Keyword(
-                    shots, [s["source"] for s in entry["shots"]], templates or None
-                )
+                if templates and config.backend.templates == "shots" and len(templates) != len(shots):
+                    raise ValueError(
+                        f"keywords[{name!r}]: {len(templates)} templates for {len(shots)} shots"
+                    )
+                spotter._keywords[name] = _Keyword(shots, sources, templates or None)
         except (KeyError, TypeError, ValueError, OSError, RuntimeError) as exc:
-            raise BankError(f"keyword bank {bank_dir} is damaged: {exc}") from None
+            raise BankError(
+                f"keyword bank {bank_dir} is damaged: {' '.join(str(exc).split())}"
+            ) from None
         return spotter
 
 
@@ -1027,13 +1160,82 @@ def _load_net(path: Path, arch: dict[str, Any]) -> Any:
     return net.eval()
 
 
+def _format_version(fmt: Any) -> int | None:
+    """``N`` of a ``kwsos-bank/N`` format string, else None."""
+    if not isinstance(fmt, str) or not fmt.startswith("kwsos-bank/"):
+        return None
+    tail = fmt.removeprefix("kwsos-bank/")
+    return int(tail) if tail.isdigit() and int(tail) >= 1 else None
+
+
+def _field(d: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
+    if key not in d:
+        raise ValueError(f"{where + '.' if where else ''}{key} is missing")
+    if not isinstance(d[key], kind):
+        raise ValueError(f"{where + '.' if where else ''}{key} must be a {kind.__name__}")
+    return d[key]
+
+
+def _inside(bank_dir: Path, rel: Any) -> Path:
+    """``bank_dir / rel`` for a relative path that stays inside the bank."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise ValueError(f"file entry {rel!r} is not a path inside the bank")
+    return bank_dir / rel
+
+
 def _read_wave(path: Path) -> np.ndarray:
     import soundfile as sf
 
-    wave, sr = sf.read(str(path), dtype="float32")
-    if sr != SAMPLE_RATE or wave.ndim != 1:
-        raise ValueError(f"{path.name} is not a 16 kHz mono shot")
+    try:
+        wave, sr = sf.read(str(path), dtype="float32")
+    except Exception as exc:  # soundfile raises several types
+        raise ValueError(f"{path.name}: cannot read the shot ({' '.join(str(exc).split())})") from None
+    if sr != SAMPLE_RATE or wave.ndim != 1 or not len(wave) or not np.all(np.isfinite(wave)):
+        raise ValueError(f"{path.name} is not a finite 16 kHz mono shot")
     return wave
+
+
+def _read_template(path: Path, dim: int) -> np.ndarray:
+    try:
+        t = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path.name}: cannot read the template ({exc})") from None
+    if (
+        t.ndim != 2
+        or t.shape[0] < 1
+        or t.shape[1] != dim
+        or not np.issubdtype(t.dtype, np.floating)
+        or not np.all(np.isfinite(t))
+    ):
+        raise ValueError(
+            f"{path.name}: expected finite float frames of shape (n, {dim}), got "
+            f"{t.dtype} {t.shape}"
+        )
+    return t.astype(np.float32)
+
+
+def _remove_leftovers(bank_dir: Path) -> None:
+    """Remove temporary copies of ``bank_dir`` (``.NAME.tmp-PID-*``, ``.NAME.old-PID``) left by
+    a save whose process no longer runs (killed mid-save)."""
+    for p in bank_dir.parent.glob(f".{bank_dir.name}.*"):
+        rest = p.name[len(bank_dir.name) + 2 :]
+        kind, _, tail = rest.partition("-")
+        pid = tail.split("-")[0]
+        if kind not in ("tmp", "old") or not pid.isdigit() or not p.is_dir():
+            continue
+        if int(pid) != os.getpid() and not _alive(int(pid)):
+            log.info("removing a leftover copy of the bank: %s", p)
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_bank_target(target: Path) -> None:

@@ -546,8 +546,20 @@ class OpenSetClassifier:
                 f"cannot read {path} as an open-set model: {' '.join(str(exc).split())[:200]}"
             ) from None
         fmt = state.get("format") if isinstance(state, dict) else None
+        prefix = MODEL_FORMAT.rsplit("/", 1)[0] + "/"
+        if (
+            isinstance(fmt, str)
+            and fmt.startswith(prefix)
+            and fmt not in (MODEL_FORMAT, *_OLD_FORMATS)
+        ):
+            tail = fmt.removeprefix(prefix)
+            if tail.isdigit() and int(tail) > int(MODEL_FORMAT.rsplit("/", 1)[1]):
+                raise KwsosError(
+                    f"{path} was written by a newer kwsos (format {fmt}); this kwsos "
+                    f"{__version__} reads up to {MODEL_FORMAT}: upgrade kwsos"
+                )
         if fmt != MODEL_FORMAT and fmt not in _OLD_FORMATS:
-            raise KwsosError(f"{path} is not a kwsos open-set model (format {MODEL_FORMAT})")
+            raise KwsosError(f"{path} is not a kwsos open-set model (format {fmt!r})")
         try:
             if fmt == MODEL_FORMAT:
                 config = OpenSetConfig.from_dict(state["config"])
@@ -570,6 +582,13 @@ class OpenSetClassifier:
             )
             clf._set_references(emb, classes, ids)
             clf.threshold_ = float(state["threshold"])
+            if not -1.0 <= clf.threshold_ <= 1.0:  # also rejects NaN
+                raise ValueError(f"threshold {clf.threshold_} is not a cosine similarity")
+            if not np.all(np.isfinite(emb)) or emb.ndim != 2 or len(emb) != n_refs:
+                raise ValueError("the stored reference embeddings are not finite (n, dim) rows")
+            n_cls = len(clf.classes_) + len(clf.unknown_classes_)
+            if n_refs == 0 or classes.min() < 0 or classes.max() >= n_cls:
+                raise ValueError("the reference classes do not match the class lists")
             clf.train_logs_ = [
                 dict(t) for t in state.get("train_logs", [state.get("train_log", {})])
             ]
@@ -577,8 +596,10 @@ class OpenSetClassifier:
             dims = sum(m.dim for m in clf.models_)
             if clf.shot_embeddings_.shape[1] != dims or len(clf.shot_ids_) != n_refs:
                 raise ValueError("the networks do not match the stored embeddings")
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise KwsosError(f"open-set model {path} is damaged: {exc}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise KwsosError(
+                f"open-set model {path} is damaged: {' '.join(str(exc).split())[:300]}"
+            ) from None
         if state.get("kwsos_version") != __version__:
             log.info("%s was written by kwsos %s", path, state.get("kwsos_version"))
         return clf
