@@ -1,7 +1,12 @@
-"""File input/output shared by every task: atomic writes and validated CSV reading.
+"""File input/output shared by every task: output checks, atomic writes, locks and validated
+CSV reading.
 
 Nothing a user saved is ever left half-written: every writer goes through
 :func:`atomic_output` (a temporary file beside the target, renamed into place on success).
+Commands check every target before any work starts (:func:`check_output_path`,
+:func:`check_writable_dir_target`), and a command that rewrites a shared directory (a keyword
+bank) holds :func:`file_lock` on a lock file beside it from before it reads it until after it
+saved it, so that two such commands never lose each other's changes.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,9 +24,20 @@ from typing import Any
 
 from kwsos.errors import KwsosError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: file_lock does not lock
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT_S",
+    "LOCK_TIMEOUT_ENV",
     "atomic_output",
     "check_output_path",
+    "check_writable_dir_target",
+    "file_lock",
+    "lock_path",
+    "lock_timeout_s",
     "umask_mode",
     "csv_text",
     "read_csv_rows",
@@ -41,14 +58,19 @@ def umask_mode(mode: int) -> int:
     return mode & ~umask
 
 
+def _parent(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
 def check_output_path(
     path: str | Path, *, inputs: Iterable[str | Path] = (), what: str = "output file"
 ) -> Path:
     """Check, before any work starts, that ``path`` can be written as a file.
 
-    The folder must exist and be writable, ``path`` must not be a folder, and it must not be
-    one of the command's ``inputs`` (``kwsos detect rec.wav -o rec.wav`` would otherwise
-    replace the recording with the detections).
+    The folder must exist and be writable, ``path`` must not be a folder or a read-only file,
+    and it must not be one of the command's ``inputs`` (``kwsos detect rec.wav -o rec.wav``
+    would otherwise replace the recording with the detections), nor lie inside an input that
+    is a folder (a keyword bank is replaced as a whole when it is saved).
 
     Raises
     ------
@@ -58,22 +80,151 @@ def check_output_path(
     path = Path(path)
     if path.is_dir():
         raise KwsosError(f"{what} {path} is a folder; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = _parent(path)
     if not parent.is_dir():
         raise KwsosError(f"cannot write {what} {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise KwsosError(f"cannot write {what} {path}: folder {parent} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise KwsosError(f"cannot write {what} {path}: the file is read-only")
+    target = path.resolve()
     for source in inputs:
         source = Path(source)
         try:
             same = path.exists() and source.exists() and os.path.samefile(path, source)
         except OSError:
             same = False
-        if same or path.resolve() == source.resolve():
+        if same or target == source.resolve():
             raise KwsosError(f"{what} {path} is also an input; refusing to overwrite it")
+        if source.is_dir() and target.is_relative_to(source.resolve()):
+            raise KwsosError(f"{what} {path} is inside the input folder {source}; choose another")
     return path
+
+
+def check_writable_dir_target(path: str | Path, *, what: str = "folder") -> Path:
+    """Check, before any work starts, that directory ``path`` can be created or replaced.
+
+    A directory written by renaming a complete new copy into place (a keyword bank) needs an
+    existing, writable parent folder; an existing ``path`` must be a writable directory (a
+    read-only one is the user's "do not change this").
+
+    Raises
+    ------
+    KwsosError
+        One line naming the path and the problem.
+    """
+    path = Path(path)
+    parent = _parent(path)
+    if not parent.is_dir():
+        raise KwsosError(f"cannot create {what} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise KwsosError(f"cannot write {what} {path}: folder {parent} is not writable")
+    if path.exists():
+        if not path.is_dir():
+            raise KwsosError(f"{what} {path} exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise KwsosError(f"cannot write {what} {path}: it is read-only")
+    return path
+
+
+#: How long a command waits for another one that holds the same lock (seconds).
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+#: Environment variable that overrides :data:`DEFAULT_LOCK_TIMEOUT_S`.
+LOCK_TIMEOUT_ENV = "KWSOS_LOCK_TIMEOUT_S"
+
+
+def lock_timeout_s() -> float:
+    """The lock timeout: ``$KWSOS_LOCK_TIMEOUT_S`` if set, else :data:`DEFAULT_LOCK_TIMEOUT_S`."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise KwsosError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def lock_path(target: str | Path) -> Path:
+    """The lock file of ``target``: ``.NAME.lock`` beside it (never inside: a keyword bank
+    directory is swapped by a rename when it is saved). Every spelling of ``target``
+    (relative, absolute, ``.``) gives the same file."""
+    target = Path(os.path.abspath(target))
+    return target.parent / f".{target.name}.lock"
+
+
+@contextmanager
+def file_lock(
+    path: str | Path,
+    timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    *,
+    what: str | None = None,
+    poll_s: float = 0.05,
+) -> Iterator[Path]:
+    """Hold an exclusive advisory lock (``flock``) on the file ``path`` for the ``with`` block.
+
+    The file is created if needed and removed on release (while still locked; an acquirer
+    that then holds the lock of a removed file tries again on the new one), so no lock file
+    outlives a command; one left by a killed process is reused. The lock is released on any
+    exit, including an exception, and by the kernel when the process dies.
+
+    Parameters
+    ----------
+    path
+        The lock file (see :func:`lock_path`).
+    timeout_s
+        Wait at most this long for another holder (0: try once).
+    what
+        Names the locked thing in the error, e.g. ``"bank my_bank"``.
+
+    Raises
+    ------
+    KwsosError
+        Still held by another process after ``timeout_s`` ("... is in use by another kwsos
+        command"), or the lock file cannot be created.
+    """
+    path = Path(path)
+    if fcntl is None:  # pragma: no cover - no flock on this platform
+        yield path
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, umask_mode(0o666))
+        except OSError as exc:
+            raise KwsosError(f"cannot create the lock file {path}: {_reason(exc)}") from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise KwsosError(
+                            f"{what or path} is in use by another kwsos command (waited "
+                            f"{timeout_s:g} s; set {LOCK_TIMEOUT_ENV} to wait longer)"
+                        ) from None
+                    time.sleep(poll_s)
+            try:
+                current = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)  # the previous holder removed this file on release: lock the new one
+    try:
+        yield path
+    finally:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        os.close(fd)
 
 
 @contextmanager

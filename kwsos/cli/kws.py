@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,8 +15,11 @@ import typer
 from rich.table import Table
 
 from kwsos.cli._common import (
+    check_number,
+    done,
     emit_text,
     err,
+    info,
     out,
     progress_hook,
     require_file,
@@ -22,7 +27,14 @@ from kwsos.cli._common import (
     user_errors,
 )
 from kwsos.errors import KwsosError
-from kwsos.io import atomic_output
+from kwsos.io import (
+    atomic_output,
+    check_output_path,
+    check_writable_dir_target,
+    file_lock,
+    lock_path,
+    lock_timeout_s,
+)
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 BankOpt = Annotated[
@@ -114,6 +126,31 @@ class Templates(str, Enum):
     dba = "dba"
 
 
+def _check_bank_writable(bank: Path) -> None:
+    """Before any work: ``bank`` is a bank (or nothing yet) that can be created or replaced."""
+    from kwsos.tasks.kws import check_bank_target
+
+    check_bank_target(bank)
+    check_writable_dir_target(bank, what="keyword bank")
+
+
+@contextmanager
+def _bank_lock(bank: Path) -> Iterator[None]:
+    """Held by every command that rewrites ``bank``, from before it reads the bank until after
+    it saved it: a second one waits (``$KWSOS_LOCK_TIMEOUT_S``, default 600 s), so neither
+    loses the other's change. Readers need no lock: a bank is swapped in by renames."""
+    with file_lock(lock_path(bank), lock_timeout_s(), what=f"bank {bank}"):
+        yield
+
+
+def _save_bank(spotter, bank: Path) -> None:
+    try:
+        spotter.save(bank)
+    except OSError as exc:  # anything save() does not report itself
+        reason = exc.strerror or " ".join(str(exc).split())
+        raise KwsosError(f"cannot write keyword bank {bank}: {reason}") from None
+
+
 def _load_bank(bank: Path, *, trained: bool = False):
     from kwsos.tasks.kws import KeywordSpotter
 
@@ -154,17 +191,17 @@ def _apply_training_options(
         spotter.set_training(**changes)
 
 
-def _train(spotter, backgrounds: list, *, warm_start: bool = True) -> None:
+def _train(spotter, backgrounds: list, *, warm_start: bool = True) -> str:
+    """Train the bank's embedding network; returns the one-line summary."""
     n_kw = len(spotter.keywords)
     with progress_hook(f"training {spotter.feature_name} embeddings ({n_kw} keywords)") as hook:
         tlog = spotter.train_features(backgrounds=backgrounds, warm_start=warm_start, hook=hook)
-    info = spotter.extractor.training
-    err.print(
+    stats = spotter.extractor.training
+    return (
         f"trained the {spotter.feature_name} embedding network on {n_kw} keyword(s) "
-        f"({len(info['classes'])} classes, {info['n_segments']} segments) in "
+        f"({len(stats['classes'])} classes, {stats['n_segments']} segments) in "
         f"{tlog.seconds:.1f} s: {tlog.epochs_run} epoch(s) on {tlog.device}, final loss "
-        f"{tlog.losses[-1]:.3f}, stopped by {tlog.stopped}",
-        highlight=False,
+        f"{tlog.losses[-1]:.3f}, stopped by {tlog.stopped}"
     )
 
 
@@ -222,44 +259,44 @@ def enroll(
 
       kwsos enroll banana shots/banana_*.wav --bank my_bank --no-train   (then: kwsos train)
     """
-    from kwsos.tasks.kws import BANK_FILE, KeywordSpotter, check_bank_target
+    from kwsos.tasks.kws import BANK_FILE, KeywordSpotter
 
     start = time.perf_counter()
     for s in shots:
         require_file(s, "shot")
-    check_bank_target(bank)  # fail before a long training, not after it
+    _check_bank_writable(bank)  # fail before a long training, not after it
     backgrounds = _read_backgrounds(background)
-    if (bank / BANK_FILE).is_file():
-        spotter = KeywordSpotter.load(bank)
-    else:
-        spotter = KeywordSpotter()
-    if features is not None and features.value != spotter.feature_name:
-        spotter.use_features(features.value)
-    if templates is not None and templates.value != spotter.config.backend.templates:
-        spotter.set_templates(templates.value)
-    if inference is not None:
-        spotter.set_inference(inference.value)
-    _apply_training_options(
-        spotter,
-        epochs=epochs,
-        max_minutes=max_minutes,
-        device=device,
-        seed=seed,
-        reversed_segments=reversed_segments,
-    )
-    spotter.enroll(keyword, shots, replace_shots=replace)
-    if train and spotter.needs_training:
-        _train(spotter, backgrounds)
-    if not spotter.needs_training:
-        spotter.fit()
-    spotter.save(bank)
+    with _bank_lock(bank):
+        if (bank / BANK_FILE).is_file():
+            spotter = KeywordSpotter.load(bank)
+        else:
+            spotter = KeywordSpotter()
+        if features is not None and features.value != spotter.feature_name:
+            spotter.use_features(features.value)
+        if templates is not None and templates.value != spotter.config.backend.templates:
+            spotter.set_templates(templates.value)
+        if inference is not None:
+            spotter.set_inference(inference.value)
+        _apply_training_options(
+            spotter,
+            epochs=epochs,
+            max_minutes=max_minutes,
+            device=device,
+            seed=seed,
+            reversed_segments=reversed_segments,
+        )
+        spotter.enroll(keyword, shots, replace_shots=replace)
+        if train and spotter.needs_training:
+            info(_train(spotter, backgrounds))
+        if not spotter.needs_training:
+            spotter.fit()
+        _save_bank(spotter, bank)
     name = " ".join(keyword.split())
     note = " (network not trained yet: run kwsos train)" if spotter.needs_training else ""
-    err.print(
+    done(
         f"enrolled {name!r}: {spotter.n_shots(name)} shot(s) in {bank} "
         f"({len(spotter.keywords)} keyword(s), {spotter.feature_name} features, "
-        f"{time.perf_counter() - start:.1f} s){note}",
-        highlight=False,
+        f"{time.perf_counter() - start:.1f} s){note}"
     )
 
 
@@ -283,23 +320,26 @@ def train(
     The settings given here are stored in the bank. Re-tune the threshold afterwards.
     Example: kwsos train --bank my_bank --epochs 60 --device cuda
     """
-    spotter = _load_bank(bank)
-    if not spotter.learned:
-        raise KwsosError(f"{bank} uses {spotter.feature_name} features, which are not trained")
+    _check_bank_writable(bank)
     backgrounds = _read_backgrounds(background)
-    if inference is not None:
-        spotter.set_inference(inference.value)
-    _apply_training_options(
-        spotter,
-        epochs=epochs,
-        max_minutes=max_minutes,
-        device=device,
-        seed=seed,
-        reversed_segments=reversed_segments,
-    )
-    _train(spotter, backgrounds, warm_start=not scratch)
-    spotter.fit().save(bank)
-    err.print(f"saved {bank}", highlight=False)
+    with _bank_lock(bank):
+        spotter = _load_bank(bank)
+        if not spotter.learned:
+            raise KwsosError(f"{bank} uses {spotter.feature_name} features, which are not trained")
+        if inference is not None:
+            spotter.set_inference(inference.value)
+        _apply_training_options(
+            spotter,
+            epochs=epochs,
+            max_minutes=max_minutes,
+            device=device,
+            seed=seed,
+            reversed_segments=reversed_segments,
+        )
+        summary = _train(spotter, backgrounds, warm_start=not scratch)
+        spotter.fit()
+        _save_bank(spotter, bank)
+    done(f"{summary}; saved {bank}")
 
 
 def keywords(
@@ -309,12 +349,15 @@ def keywords(
     ] = None,
 ) -> None:
     """List the keywords of a bank (shots, durations, threshold) or remove some."""
-    spotter = _load_bank(bank)
     if remove:
-        for kw in remove:
-            spotter.remove(kw)
-        spotter.save(bank)
-        err.print(f"removed {', '.join(remove)} from {bank}", highlight=False)
+        _check_bank_writable(bank)
+        with _bank_lock(bank):
+            spotter = _load_bank(bank)
+            for kw in remove:
+                spotter.remove(kw)
+            _save_bank(spotter, bank)
+    else:
+        spotter = _load_bank(bank)
     table = Table(
         title=f"{bank} - {spotter.extractor.name} features, threshold {spotter.config.decision.threshold:.4f}"
     )
@@ -331,6 +374,8 @@ def keywords(
             row.append(f"{kt.get(kw, spotter.config.decision.threshold):.4f}")
         table.add_row(*row)
     out.print(table)
+    if remove:
+        done(f"removed {', '.join(remove)} from {bank}")
 
 
 def _detect_all(
@@ -371,7 +416,7 @@ def _stream_csv(results, output: Path | None) -> None:
         return
     with atomic_output(output) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         n = write_all(fh)
-    err.print(f"wrote {n} detection(s) to {output}", highlight=False)
+    done(f"wrote {n} detection(s) to {output}")
 
 
 def _print_events(events, fmt: Format, output: Path | None) -> None:
@@ -399,7 +444,7 @@ def detect(
     threshold: Annotated[
         float | None,
         typer.Option(
-            help="Maximum normalised DTW path cost (cosine distance; lower = stricter), for every keyword. Default: the bank's (tuned) thresholds."
+            help="Maximum normalised DTW path cost (a cosine distance in [0, 2]; lower = stricter), for every keyword. Default: the bank's (tuned) thresholds."
         ),
     ] = None,
     keyword: Annotated[
@@ -428,10 +473,17 @@ def detect(
 
     Example: kwsos detect meeting.flac --bank my_bank --format csv -o detections.csv
     """
+    from kwsos.tasks.kws import MAX_COST, MIN_COST
+
     if fmt is Format.table and output is not None:
         raise KwsosError("--output needs --format csv, json or audacity")
+    if fmt is Format.audacity and len(recordings) > 1:
+        raise KwsosError("the audacity format holds one recording; detect one file at a time")
+    check_number(threshold, "--threshold", MIN_COST, MAX_COST, what="a cosine-distance cost")
     for r in recordings:
         require_file(r, "recording")
+    if output is not None:
+        check_output_path(output, inputs=[*recordings, bank], what="output file")
     spotter = _load_bank(bank, trained=True)
     if inference is not None:
         spotter.set_inference(inference.value)
@@ -542,8 +594,6 @@ def tune(
             "embeddings alone). Repeat it (--hfcc-weight 0 --hfcc-weight 0.5 ...) to tune the "
             "threshold for each weight and keep the one with the best validation F1. Stored in "
             "the bank; no retraining.",
-            min=0.0,
-            max=1.0,
         ),
     ] = None,
     jobs: JobsOpt = None,
@@ -559,25 +609,39 @@ def tune(
     """
     from kwsos.events import read_events
 
+    for w in hfcc_weight or []:
+        check_number(w, "--hfcc-weight", 0.0, 1.0)
     for r in recordings:
         require_file(r, "recording")
     require_file(reference, "reference file")
+    if plot is not None:
+        check_output_path(plot, inputs=[*recordings, reference, bank], what="plot")
+    _check_bank_writable(bank)
     ref = read_events(reference)
-    spotter = _load_bank(bank, trained=True)
-    if inference is not None:
-        spotter.set_inference(inference.value)
-    if hfcc_weight:
-        with progress_hook("tuning") as hook:
-            best, results = spotter.tune_hfcc_weight(
-                recordings, ref, hfcc_weight, per_keyword=per_keyword, hook=hook, jobs=jobs
-            )
-        result = results[best]
-        if len(results) > 1:
-            _print_weight_table(results, best)
-    else:
-        with progress_hook("tuning") as hook:
-            result = spotter.tune(recordings, ref, per_keyword=per_keyword, hook=hook, jobs=jobs)
-    spotter.save(bank)
+    results = None
+    with _bank_lock(bank):
+        spotter = _load_bank(bank, trained=True)
+        if inference is not None:
+            spotter.set_inference(inference.value)
+        if hfcc_weight:
+            with progress_hook("tuning") as hook:
+                best, results = spotter.tune_hfcc_weight(
+                    recordings, ref, hfcc_weight, per_keyword=per_keyword, hook=hook, jobs=jobs
+                )
+            result = results[best]
+        else:
+            with progress_hook("tuning") as hook:
+                result = spotter.tune(
+                    recordings, ref, per_keyword=per_keyword, hook=hook, jobs=jobs
+                )
+        if plot is None:
+            _save_bank(spotter, bank)
+        else:  # the plot is drawn first and renamed into place only once the bank is saved
+            with atomic_output(plot) as tmp:
+                _plot_tuning(result, tmp)
+                _save_bank(spotter, bank)
+    if results is not None and len(results) > 1:
+        _print_weight_table(results, best)
     if per_keyword:
         assert result.global_scores is not None
         _print_scores(
@@ -586,11 +650,9 @@ def tune(
         _print_scores(result.scores, "validation scores with per-keyword thresholds")
     else:
         _print_scores(result.scores, f"validation scores at threshold {result.threshold:.4f}")
-    if plot is not None:
-        _plot_tuning(result, plot)
-        err.print(f"wrote {plot}", highlight=False)
     what = "global and per-keyword thresholds" if per_keyword else "threshold"
-    err.print(f"stored {what} ({result.threshold:.4f}) in {bank}", highlight=False)
+    wrote = f"; wrote {plot}" if plot is not None else ""
+    done(f"stored {what} ({result.threshold:.4f}) in {bank}{wrote}")
 
 
 def _print_weight_table(results: dict, best: float) -> None:
@@ -610,6 +672,8 @@ def _print_weight_table(results: dict, best: float) -> None:
 
 
 def _plot_tuning(result, path: Path) -> None:
+    """Draw the tuning curves as a PNG into ``path`` (written directly: the caller passes the
+    temporary file of an :func:`~kwsos.io.atomic_output`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -625,9 +689,10 @@ def _plot_tuning(result, path: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=120, format="png")
+    finally:
+        plt.close(fig)
 
 
 def demo(
@@ -651,7 +716,9 @@ def demo(
     data = data or DEMO_DIR
     if not (data / "shots").is_dir():
         raise KwsosError(f"no demo data at {data} (expected shots/, validation.flac, long.flac)")
-    with tempfile.TemporaryDirectory() as tmp:
+    if bank is not None:
+        _check_bank_writable(bank)
+    with tempfile.TemporaryDirectory() as tmp, _bank_lock(bank or Path(tmp) / "bank"):
         bank = bank or Path(tmp) / "bank"
         start = time.perf_counter()
         spotter = KeywordSpotter(SpotterConfig.for_features(features.value))
@@ -660,8 +727,9 @@ def demo(
             shots = sorted(kw_dir.glob("*.wav"))
             spotter.enroll(kw_dir.name.replace("_", " "), shots)
         if spotter.needs_training:
-            _train(spotter, [])
-        spotter.fit().save(bank)
+            err.print(_train(spotter, []), highlight=False)
+        spotter.fit()
+        _save_bank(spotter, bank)
         err.print(
             f"enrolled {len(spotter.keywords)} keywords ({', '.join(spotter.keywords)}) "
             f"from 5 shots each in {time.perf_counter() - start:.1f} s -> {bank}",
@@ -671,7 +739,7 @@ def demo(
             tuned = spotter.tune(
                 [data / "validation.flac"], read_events(data / "validation.csv"), hook=hook
             )
-        spotter.save(bank)
+        _save_bank(spotter, bank)
         err.print(
             f"threshold tuned on validation.flac: {tuned.threshold:.4f} "
             f"(validation F1 {100 * tuned.scores.f1:.2f} %)",

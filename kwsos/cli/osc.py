@@ -16,8 +16,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from kwsos.cli._common import emit_text, err, out, progress_hook, user_errors
+from kwsos.cli._common import (
+    check_number,
+    done,
+    emit_text,
+    info,
+    out,
+    progress_hook,
+    user_errors,
+)
 from kwsos.errors import KwsosError
+from kwsos.io import check_output_path
 
 app = typer.Typer(
     name="osc",
@@ -120,8 +129,6 @@ def fit(
             help="Minimum cosine similarity (-1..1) to the closest class's shots; below it a clip "
             "is unknown. Higher = stricter. Default 0.6 with a pretrained network, 0.65 without "
             "(Diss. 6.2.2: 0.6-0.75).",
-            min=-1.0,
-            max=1.0,
         ),
     ] = None,
     estimate_threshold: Annotated[
@@ -152,6 +159,7 @@ def fit(
     from kwsos.embeddings.clip import pretrained_frontend
     from kwsos.tasks.openset import PRETRAINED_SYSTEM, OpenSetClassifier
 
+    check_number(threshold, "--threshold", -1.0, 1.0, what="a cosine similarity")
     if threshold is not None and estimate_threshold is not None:
         raise KwsosError("give either --threshold or --estimate-threshold, not both")
     if model.is_dir():
@@ -176,6 +184,10 @@ def fit(
             f"only one class ({only!r}) in {shots_dir}: give at least two classes, or add "
             "--unknown with sounds that are none of them"
         )
+    inputs = [f for files in (*shots.values(), *unknown_shots.values()) for f in files]
+    if pretrained != "bundled" and pretrained.lower() != "none":
+        inputs.append(Path(pretrained))
+    check_output_path(model, inputs=inputs, what="model file")
     from kwsos.audio import audio_info
 
     for files in (*shots.values(), *unknown_shots.values()):
@@ -206,10 +218,9 @@ def fit(
     except ValueError as exc:  # e.g. an unknown estimator name
         raise KwsosError(str(exc)) from None
     n = sum(map(len, shots.values())) + sum(map(len, unknown_shots.values()))
-    err.print(
+    info(
         f"training on {n} shots of {len(shots)} class(es)"
-        + (f" and {len(unknown_shots)} unknown sound(s)" if unknown_shots else ""),
-        highlight=False,
+        + (f" and {len(unknown_shots)} unknown sound(s)" if unknown_shots else "")
     )
     with progress_hook("training") as hook:
         try:
@@ -220,10 +231,9 @@ def fit(
             raise KwsosError(str(exc)) from None
     clf.save(model)
     log = clf.train_log_
-    err.print(
+    done(
         f"wrote {model}: classes {', '.join(clf.classes_)}; threshold {clf.threshold_:.3f}; "
-        f"{log['epochs_run']} epochs in {log['seconds']:.0f} s",
-        highlight=False,
+        f"{log['epochs_run']} epochs in {log['seconds']:.0f} s"
     )
 
 
@@ -248,7 +258,9 @@ def classify(
     ] = OutputFormat.table,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Override the model's similarity threshold.", min=-1.0, max=1.0),
+        typer.Option(
+            help="Override the model's similarity threshold (a cosine similarity, -1..1)."
+        ),
     ] = None,
     output: Annotated[
         Path | None,
@@ -261,10 +273,15 @@ def classify(
     """
     from kwsos.tasks.openset import OpenSetClassifier
 
+    check_number(threshold, "--threshold", -1.0, 1.0, what="a cosine similarity")
+    if fmt is OutputFormat.table and output is not None:
+        raise KwsosError("--output needs --format csv or json")
     if not model.exists():
         raise KwsosError(f"model file not found: {model} (create it with kwsos osc fit)")
-    clf = OpenSetClassifier.load(model)
     paths = _expand_clips(clips)
+    if output is not None:
+        check_output_path(output, inputs=[*paths, model], what="output file")
+    clf = OpenSetClassifier.load(model)
     rows: list[dict[str, Any]] = []
     chunk = 64
     with progress_hook("classifying") as hook:

@@ -1092,6 +1092,11 @@ class KeywordSpotter:
         """
         bank_dir = Path(bank_dir)
         meta_path = bank_dir / BANK_FILE
+        if not bank_dir.exists() and bank_dir.parent.is_dir():
+            try:
+                _remove_leftovers(bank_dir)  # restores a bank whose save was interrupted
+            except OSError:
+                pass
         if not meta_path.is_file():
             raise BankError(
                 f"no keyword bank at {bank_dir} (missing {BANK_FILE}); create one with kwsos enroll"
@@ -1215,17 +1220,24 @@ def _read_template(path: Path, dim: int) -> np.ndarray:
 
 
 def _remove_leftovers(bank_dir: Path) -> None:
-    """Remove temporary copies of ``bank_dir`` (``.NAME.tmp-PID-*``, ``.NAME.old-PID``) left by
-    a save whose process no longer runs (killed mid-save)."""
-    for p in bank_dir.parent.glob(f".{bank_dir.name}.*"):
+    """Clean up after a save whose process no longer runs (killed mid-save): a bank missing
+    beside its old copy (``.NAME.old-PID``, killed between the two renames) gets it back; other
+    temporary copies (``.NAME.tmp-PID-*``, ``.NAME.old-PID``) are removed. The lock file
+    ``.NAME.lock`` is left alone."""
+    for p in sorted(bank_dir.parent.glob(f".{bank_dir.name}.*")):
         rest = p.name[len(bank_dir.name) + 2 :]
         kind, _, tail = rest.partition("-")
         pid = tail.split("-")[0]
         if kind not in ("tmp", "old") or not pid.isdigit() or not p.is_dir():
             continue
-        if int(pid) != os.getpid() and not _alive(int(pid)):
-            log.info("removing a leftover copy of the bank: %s", p)
-            shutil.rmtree(p, ignore_errors=True)
+        if int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        if kind == "old" and not bank_dir.exists() and (p / BANK_FILE).is_file():
+            log.warning("restoring keyword bank %s from %s (a save was interrupted)", bank_dir, p)
+            os.replace(p, bank_dir)
+            continue
+        log.info("removing a leftover copy of the bank: %s", p)
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -1248,10 +1260,33 @@ def check_bank_target(target: Path) -> None:
         raise BankError(f"refusing to overwrite {target}: it is not empty and holds no {BANK_FILE}")
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False
+    where the system or file system cannot."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def _swap_dir(new: Path, target: Path) -> None:
-    """Replace directory ``target`` by ``new`` (renames only; the old bank survives until the end)."""
+    """Replace directory ``target`` by ``new``: one atomic exchange where the system has one
+    (there is never a moment without a bank), else two renames (a save killed between them
+    leaves the old bank as ``.NAME.old-PID``, which the next save or load restores)."""
     if not target.exists():
         os.replace(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # now holds the old bank
         return
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     os.replace(target, old)

@@ -257,3 +257,41 @@ def test_tune_on_many_files_is_the_same_with_jobs(audio_set, many_files):
         results.append(s.tune(many_files[:4], read_events(audio_set["reference"]), jobs=jobs))
     assert results[0].threshold == results[1].threshold
     np.testing.assert_array_equal(results[0].f1, results[1].f1)
+
+
+def _dead_pid() -> int:
+    import os
+
+    pid = 999_999
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+def test_save_cleans_up_after_a_killed_save_and_keeps_the_umask(tmp_path):
+    import os
+    import shutil
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "bank_hfcc_v010"
+    bank = tmp_path / "bank"
+    shutil.copytree(fixture, bank)
+    pid = _dead_pid()
+    # a save killed between its two renames: only the old copy is left
+    os.replace(bank, tmp_path / f".bank.old-{pid}")
+    (tmp_path / f".bank.tmp-{pid}-abc").mkdir()  # and a half-written new copy
+    sp = KeywordSpotter.load(bank)  # restores the bank
+    assert sp.keywords == ["banana", "good morning"] and bank.is_dir()
+    old = os.umask(0o022)
+    try:
+        sp.save(bank)
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bank"]
+    assert (bank.stat().st_mode & 0o777) == 0o755
+    assert KeywordSpotter.load(bank).keywords == sp.keywords
