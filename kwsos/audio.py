@@ -117,14 +117,20 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _raw_blocks(path: Path, block_frames: int) -> Iterator[np.ndarray]:
-    """Mono float64 blocks of the raw file (original rate)."""
+def _raw_blocks(
+    path: Path, block_frames: int, limit: int | None = None
+) -> Iterator[np.ndarray]:
+    """Mono float64 blocks of the raw file (original rate); at most ``limit`` frames in all."""
+    left = limit
     try:
         with sf.SoundFile(str(path)) as f:
-            while True:
-                block = f.read(block_frames, dtype="float64", always_2d=True)
+            while left is None or left > 0:
+                n = block_frames if left is None else min(block_frames, left)
+                block = f.read(n, dtype="float64", always_2d=True)
                 if block.shape[0] == 0:
                     return
+                if left is not None:
+                    left -= block.shape[0]
                 yield block.mean(axis=1)
     except AudioError:
         raise
@@ -245,6 +251,7 @@ def stream_audio(
     sample_rate: int = SAMPLE_RATE,
     highpass_hz: float | None = HIGHPASS_HZ,
     normalize: bool = True,
+    max_s: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield a recording as consecutive float32 blocks at ``sample_rate`` Hz, mono.
 
@@ -260,6 +267,10 @@ def stream_audio(
         Cut-off of the high-pass biquad (Diss. 6.3.4: 50 Hz); ``None`` disables it.
     normalize
         Divide by the maximum absolute value of the mono signal (before resampling).
+    max_s
+        Read only the first ``max_s`` seconds of the file, as if the file ended there (its
+        peak too is that of those seconds): a clip classifier that uses the start of a clip
+        does not read a long recording whole.
 
     Raises
     ------
@@ -268,14 +279,16 @@ def stream_audio(
     """
     info = audio_info(path)
     block_frames = max(1, int(block_s * info.sample_rate))
-    if info.frames <= block_frames:
+    limit = None if max_s is None else max(1, math.ceil(max_s * info.sample_rate))
+    frames = info.frames if limit is None else min(info.frames, limit)
+    if frames <= block_frames:
         # One block: decode it once instead of once for the peak and once for the output
         # (a folder of short files is otherwise read twice).
-        raw: Iterable[np.ndarray] = list(_raw_blocks(info.path, block_frames))
+        raw: Iterable[np.ndarray] = list(_raw_blocks(info.path, block_frames, limit))
         peak = _peak(info.path, raw)
     else:
-        peak = _peak(info.path, _raw_blocks(info.path, block_frames))
-        raw = _raw_blocks(info.path, block_frames)
+        peak = _peak(info.path, _raw_blocks(info.path, block_frames, limit))
+        raw = _raw_blocks(info.path, block_frames, limit)
     if peak <= SILENCE_PEAK:
         raise AudioError(f"audio file is silent (peak amplitude {peak:.2g}): {info.path}")
     scale = 1.0 / peak if normalize else 1.0
@@ -365,18 +378,13 @@ def load_clip(
     clip: str | Path | np.ndarray, *, what: str = "clip", max_s: float | None = None
 ) -> np.ndarray:
     """A file (:func:`stream_audio`) or a 16 kHz array (:func:`prepare_array`) as float32 16 kHz
-    mono, normalised and high-passed. ``max_s``: read a file only up to that many seconds (a
-    long recording is not loaded whole; its peak is still found over the whole file)."""
+    mono, normalised and high-passed. ``max_s``: use only the first ``max_s`` seconds of a
+    file (:func:`stream_audio`'s ``max_s``: a long recording is not read whole)."""
     if isinstance(clip, np.ndarray):
         return prepare_array(clip, what=what)
     if max_s is None:
         return load_audio(clip)
-    need, got, blocks = round(max_s * SAMPLE_RATE), 0, []
-    for block in stream_audio(clip, block_s=max(1.0, max_s)):
-        blocks.append(block)
-        got += len(block)
-        if got >= need:
-            break
+    blocks = list(stream_audio(clip, block_s=max(1.0, max_s), max_s=max_s))
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 

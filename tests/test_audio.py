@@ -141,3 +141,17 @@ def test_write_audio_atomic_roundtrip(tmp_path):
     y, sr = sf.read(str(tmp_path / "x.wav"), dtype="float32")
     assert sr == 16000 and np.array_equal(x, y)
     assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_max_s_reads_the_file_as_if_it_ended_there(tmp_path, rate):
+    from kwsos.audio import load_audio, load_clip
+
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-0.3, 0.3, (int(3.5 * rate), 2))
+    x[int(2.5 * rate) :] *= 3  # the loudest part lies after the first 2 s
+    sf.write(tmp_path / "long.wav", x, rate, subtype="FLOAT")
+    sf.write(tmp_path / "head.wav", x[: 2 * rate], rate, subtype="FLOAT")
+    np.testing.assert_array_equal(
+        load_clip(tmp_path / "long.wav", max_s=2.0), load_audio(tmp_path / "head.wav")
+    )

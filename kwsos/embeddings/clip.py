@@ -239,9 +239,10 @@ class ClipTrainingConfig(Config):
 class ClipFrontend:
     """Clips (files or 16 kHz arrays) -> fixed-length log-Mel ``(n, n_frames, n_mels)``.
 
-    Files are read with :func:`kwsos.audio.stream_audio` (only the first ``clip_s`` seconds),
-    arrays go through :func:`kwsos.audio.prepare_array`: both get the same peak normalisation
-    and 50 Hz high-pass, so a file and its samples give the same features.
+    Files are read with :func:`kwsos.audio.stream_audio` (only the first ``clip_s`` seconds, as
+    if the file ended there: a longer file is normalised by the peak of those seconds and is
+    never read whole), arrays go through :func:`kwsos.audio.prepare_array`: both get the same
+    peak normalisation and 50 Hz high-pass, so a file and its samples give the same features.
     """
 
     def __init__(self, config: ClipFrontendConfig | None = None) -> None:
@@ -267,14 +268,24 @@ class ClipFrontend:
             x = np.concatenate([x, np.zeros(n - len(x), np.float32)])
         return x
 
-    def __call__(self, clips: Sequence[Clip], *, what: str = "clip") -> np.ndarray:
+    def __call__(
+        self, clips: Sequence[Clip], *, what: str = "clip", jobs: int | None = None
+    ) -> np.ndarray:
+        """``(n, n_frames, n_mels)`` log-Mel of ``clips``; ``jobs`` clips are read and
+        featurised at once by threads (:func:`kwsos.parallel.ordered_map`; default: cores, at
+        most 4), the result is the same for any ``jobs``."""
+        from kwsos.parallel import ordered_map
+
         if isinstance(clips, str | Path) or (isinstance(clips, np.ndarray) and clips.ndim == 1):
             raise KwsosError(f"expected a list of {what}s, got a single {what}")
         extractor = self.logmel
-        out = []
-        for i, clip in enumerate(clips):
+
+        def one(item: tuple[int, Clip]) -> np.ndarray:
+            i, clip = item
             label = str(clip) if isinstance(clip, str | Path) else f"{what} {i}"
-            out.append(extractor(self.wave(clip, label)))
+            return extractor(self.wave(clip, label))
+
+        out = list(ordered_map(one, list(enumerate(clips)), jobs=jobs if len(clips) > 1 else 1))
         if not out:
             raise KwsosError(f"no {what}s given")
         return np.stack(out).astype(np.float32)

@@ -282,7 +282,7 @@ class OpenSetClassifier:
         clips
             Paths (any format soundfile reads; resampled to 16 kHz, mono, 50 Hz high-pass, peak
             normalised as by :func:`kwsos.audio.load_audio`; only the first ``clip_s`` seconds
-            are read) or 1-D float arrays at 16 kHz (given the same high-pass and
+            are read, and normalised by their own peak) or 1-D float arrays at 16 kHz (given the same high-pass and
             normalisation).
         """
         return self.frontend(clips, what=what)

@@ -58,3 +58,16 @@ def test_embedder_trains_and_gives_unit_embeddings_of_its_classes():
     assert sims[0, :3].mean() > sims[0, 3:].mean() and sims[1, 3:].mean() > sims[1, :3].mean()
     clone = ClipEmbedder(cfg.frontend, cfg.model, cfg.training).load_state(emb.state())
     np.testing.assert_allclose(clone.embed_features(x), train, atol=1e-6)
+
+
+def test_frontend_gives_the_same_features_for_any_number_of_jobs(tmp_path):
+    import soundfile as sf
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"c{i}.wav")
+        sf.write(paths[i], rng.uniform(-0.5, 0.5, 20000), 22050)
+    fe = ClipFrontend(ClipFrontendConfig(clip_s=0.5))
+    clips = [*paths, rng.standard_normal(9000)]
+    np.testing.assert_array_equal(fe(clips, jobs=1), fe(clips, jobs=3))
