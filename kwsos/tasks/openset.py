@@ -388,6 +388,29 @@ class OpenSetClassifier:
         )
         return self
 
+    @classmethod
+    def from_references(
+        cls,
+        references: np.ndarray,
+        reference_classes: np.ndarray,
+        classes: Sequence[str],
+        unknown_classes: Sequence[str] = (),
+        *,
+        threshold: float,
+        config: OpenSetConfig | None = None,
+        **options: Any,
+    ) -> OpenSetClassifier:
+        """A classifier without networks that decides on precomputed, L2-normalised embeddings
+        (:meth:`decide`): e.g. to re-score saved embeddings with other references or thresholds
+        in a recipe. ``reference_classes`` index ``classes + unknown_classes``."""
+        clf = cls(config, **options)
+        clf.classes_ = list(classes)
+        clf.unknown_classes_ = list(unknown_classes)
+        refs = np.asarray(references, np.float32)
+        clf._set_references(refs, np.asarray(reference_classes), np.arange(len(refs)))
+        clf.threshold_ = float(threshold)
+        return clf
+
     def _set_references(self, emb: np.ndarray, classes: np.ndarray, ids: np.ndarray) -> None:
         self.shot_embeddings_ = np.asarray(emb, np.float32)
         self.shot_classes_ = np.asarray(classes, np.int64)
@@ -447,7 +470,8 @@ class OpenSetClassifier:
         self, embeddings: np.ndarray, *, threshold: float | None = None
     ) -> OpenSetPrediction:
         """Decisions for precomputed embeddings ``(n, dim)`` (from :meth:`transform`)."""
-        self._check_fitted()
+        if not hasattr(self, "scorer_"):
+            raise KwsosError("the classifier is not fitted yet: call fit() or load() first")
         thr = self.threshold_ if threshold is None else float(threshold)
         sims = self._class_similarities(np.asarray(embeddings, np.float32))
         n_known = len(self.classes_)

@@ -13,6 +13,11 @@
 #                 [--jobs 2] [--threads 1]
 #                 [--bench_seed 0] [--bench_opts "--classes a,b --clips-per-class 8 ..."]
 #                 [--dataset DIR]   (the real Naranjo-Alcazar dataset instead of the benchmark)
+#                 [--run_opts "--save-embeddings ..."]   (more options of local/run_settings.py)
+#
+# --bench DIR may also be a benchmark built by another generator in the same layout (e.g.
+# data_prep.make_alarm_real_bench): when DIR/manifest.json names another generator, stage 0
+# only writes the folds.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +32,7 @@ bench=$root/data/alarm_bench
 bench_seed=0
 bench_opts=""
 dataset=""
+run_opts=""
 exp=$root/exp/alarm_osc
 seeds=0,1,2,3,4
 settings=""
@@ -49,8 +55,13 @@ start=$(date +%s)
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "stage 0: benchmark and folds -> $prepared"
   if [ -z "$dataset" ]; then
-    # shellcheck disable=SC2086  # bench_opts is a list of options
-    "$python" -m data_prep.make_alarm_bench --out "$bench" --seed "$bench_seed" $bench_opts
+    if [ -f "$bench/manifest.json" ] \
+      && ! grep -q '"generator": "data_prep.make_alarm_bench"' "$bench/manifest.json"; then
+      echo "$bench was built by another generator ($bench/manifest.json); using it as it is"
+    else
+      # shellcheck disable=SC2086  # bench_opts is a list of options
+      "$python" -m data_prep.make_alarm_bench --out "$bench" --seed "$bench_seed" $bench_opts
+    fi
     "$python" -m data_prep.prepare_alarm_osc "$bench" --out "$prepared"
   else
     "$python" -m data_prep.prepare_alarm_osc "$dataset" --out "$prepared"
@@ -59,10 +70,11 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "stage 1: settings x seeds -> $exp/runs.jsonl"
+  # shellcheck disable=SC2086  # run_opts is a list of options
   "$python" "$here/local/run_settings.py" --prepared "$prepared" --out "$exp" \
     --seeds "$seeds" --settings "$settings" --folds "$folds" --config "$config" \
     ${thresholds:+--thresholds "$thresholds"} ${epochs:+--epochs "$epochs"} \
-    --jobs "$jobs" --threads "$threads"
+    --jobs "$jobs" --threads "$threads" $run_opts
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

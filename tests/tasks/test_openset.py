@@ -277,3 +277,15 @@ def test_loads_a_format_1_file(fitted: OpenSetClassifier, tmp_path: Path):
     xs = clips("warble", 2, 61)
     np.testing.assert_array_equal(old.class_similarities(xs), fitted.class_similarities(xs))
     np.testing.assert_array_equal(old.shot_ids_, np.arange(len(fitted.shot_classes_)))
+
+
+def test_from_references_decides_like_the_fitted_classifier(fitted: OpenSetClassifier):
+    xs = clips("slow_beeps", 2, 61) + clips("noise", 2, 62)
+    emb = fitted.transform(xs)
+    bare = OpenSetClassifier.from_references(
+        fitted.shot_embeddings_, fitted.shot_classes_, fitted.classes_, fitted.unknown_classes_,
+        threshold=fitted.threshold_,
+    )  # fmt: skip
+    want, got = fitted.decide(emb), bare.decide(emb)
+    np.testing.assert_array_equal(got.labels, want.labels)
+    np.testing.assert_allclose(got.decision_scores, want.decision_scores)

@@ -39,13 +39,14 @@ def predict(run: dict[str, np.ndarray], speeds: list[float]) -> OpenSetPredictio
     idx = [int(np.argmin(np.abs(run["speeds"] - r))) for r in speeds]
     if not np.allclose(run["speeds"][idx], speeds):
         raise SystemExit(f"error: speeds {speeds} not all among {run['speeds'].tolist()}")
-    clf = OpenSetClassifier(unknown_label=UNKNOWN)
-    clf.models_ = []  # fitted state without networks: decide() works on embeddings
-    clf.classes_ = run["classes"].tolist()
-    clf.unknown_classes_ = run["unknown_classes"].tolist()
-    clf.shot_embeddings_ = np.concatenate([run["shots"][i] for i in idx])
-    clf.shot_classes_ = np.tile(run["shot_class"], len(idx))
-    clf.threshold_ = 0.0
+    clf = OpenSetClassifier.from_references(
+        np.concatenate([run["shots"][i] for i in idx]),
+        np.tile(run["shot_class"], len(idx)),
+        run["classes"].tolist(),
+        run["unknown_classes"].tolist(),
+        threshold=0.0,
+        unknown_label=UNKNOWN,
+    )
     return clf.decide(run["test"])
 
 
