@@ -188,3 +188,15 @@ def test_fit_pretrained_or_from_scratch(data: dict, tmp_path: Path):
     assert r.exit_code == 0, r.output
     clf = OpenSetClassifier.load(scratch)
     assert clf.config.model.init is None and len(clf.models_) == 1 and clf.threshold_ == 0.65
+
+
+def test_loose_unknown_files_are_one_class_each(data: dict, tmp_path: Path):
+    unknown = tmp_path / "unknown"
+    write_clips(unknown / "noise", "noise", 2, 19)
+    write_clips(unknown, "warble", 2, 20)  # two loose files: two kinds, not one pooled class
+    model = tmp_path / "m.osc"
+    r = run("osc", "fit", data["shots"], "--model", model, "--epochs", "2", "--threshold", "0.3",
+            "--unknown", unknown, "--pretrained", "none")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    clf = OpenSetClassifier.load(model)
+    assert clf.unknown_classes_ == ["noise", "warble_0 (unknown)", "warble_1 (unknown)"]
