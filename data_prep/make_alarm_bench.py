@@ -40,24 +40,47 @@ subset gives the same clips for those classes); a second run with the same optio
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
-import shutil
-import subprocess
-import tarfile
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
+from scipy.signal import butter, fftconvolve, sosfilt
 
-from kwsos.io import atomic_output
+from data_prep.alarm_common import (
+    CLIP_S,
+    CLIPS_PER_CLASS,
+    CLIPS_PER_DEVICE,
+    SR,
+    N,
+    Source,
+    _active_power,
+    _fetch_package,  # noqa: F401 (the tests reach it here)
+    _load,
+    _loop,
+    _Package,
+    _peaking,
+    _place,
+    _speed,
+    _trim,
+    add_common_args,
+    check_clips_per_class,
+    class_entry,
+    class_folder,
+    clear_clips,
+    common_kwargs,
+    fetch_packages,
+    packages_entry,
+    print_summary,
+    up_to_date,
+    wanted_paths,
+    write_clip,
+    write_manifest,
+    write_meta,
+)
 
 __all__ = [
     "CLASSES",
@@ -73,13 +96,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VERSION = 1
-SR = 16_000
-CLIP_S = 4.0
-N = int(SR * CLIP_S)
-CLIPS_PER_CLASS = 40
-CLIPS_PER_DEVICE = 4
-SHOTS = (1, 2, 4)
-OPENNESS_PCT = (0, 50, 100)
 SNR_DB = (10.0, 30.0)
 
 # --------------------------------------------------------------------------------------------
@@ -95,16 +111,6 @@ _SCRATCH_MEDIA = ("CC-BY-SA-3.0", "2011 Massachusetts Institute of Technology (S
 _TUXPAINT = ("GPL-2", "2002-2022 Bill Kendrick and the Tux Paint contributors")
 _OXYGEN = ("LGPL-3.0-or-later", "2008 Nuno Filipe Povoa")
 _LOMIRI = ("CC-BY-SA-3.0", "2013 Canonical Ltd.")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Audio files of one Debian package that make up (part of) a class."""
-
-    package: str
-    paths: tuple[str, ...]
-    licence: str
-    copyright: str
 
 
 def _src(package: str, paths: Sequence[str], lic: tuple[str, str]) -> Source:
@@ -584,152 +590,12 @@ MIDDLE_UNSEEN = ("clapping", "door_slam", "water_running", "music", "keyboard_ty
 
 
 # --------------------------------------------------------------------------------------------
-# Debian packages
+# Debian packages and the clip pipeline
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Package:
-    name: str
-    root: Path
-    available: bool = False
-    version: str | None = None
-    error: str | None = None
-    copyright_file: str | None = None
-    files: set[str] = field(default_factory=set)
 
 
 def _wanted_paths(specs: Sequence[ClassSpec]) -> dict[str, set[str]]:
-    wanted: dict[str, set[str]] = {}
-    for spec in specs:
-        for src in spec.sources:
-            wanted.setdefault(src.package, set()).update(src.paths)
-    return wanted
-
-
-def _fetch_package(pkg: _Package, paths: set[str], download: bool) -> None:
-    """Make the wanted files of ``pkg`` available under ``pkg.root`` (download once, cache)."""
-    info = pkg.root / ".package.json"
-    requested: set[str] = set()
-    if info.is_file():
-        meta = json.loads(info.read_text())
-        pkg.version, pkg.copyright_file = meta.get("version"), meta.get("copyright_file")
-        requested = set(meta.get("requested", []))
-    present = {p for p in paths if (pkg.root / p).is_file()}
-    # download again only for files never asked for (a file the package lacks stays missing)
-    if present != paths and not paths <= requested and download:
-        try:
-            _download_and_extract(pkg, paths | requested)
-        except (OSError, subprocess.CalledProcessError, tarfile.TarError) as err:
-            detail = (getattr(err, "stderr", None) or str(err) or type(err).__name__).strip()
-            pkg.error = detail.splitlines()[-1] if detail else type(err).__name__
-            logger.warning("could not fetch Debian package %s: %s", pkg.name, pkg.error)
-        present = {p for p in paths if (pkg.root / p).is_file()}
-    if not present and pkg.error is None:
-        pkg.error = "no file of it in the sources folder" + ("" if download else " (download off)")
-    pkg.files = present
-    pkg.available = bool(present)
-
-
-def _download_and_extract(pkg: _Package, paths: set[str]) -> None:
-    """``apt-get download`` the package, extract only ``paths`` and its copyright file."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise OSError("apt-get / dpkg-deb not found (a Debian or Ubuntu system is needed)")
-    pkg.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=pkg.root.parent) as tmp:
-        logger.info("downloading Debian package %s", pkg.name)
-        subprocess.run(
-            ["apt-get", "download", pkg.name],
-            cwd=tmp,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        debs = sorted(Path(tmp).glob(f"{pkg.name}_*.deb"))
-        if not debs:
-            raise OSError(f"apt-get download {pkg.name} produced no .deb file")
-        deb = debs[0]
-        version = subprocess.run(
-            ["dpkg-deb", "--field", str(deb), "Version"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-        copyright_member = f"usr/share/doc/{pkg.name}/copyright"
-        wanted = set(paths) | {copyright_member}
-        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
-            for member in tar:
-                name = member.name.removeprefix("./")
-                if name in wanted and member.isfile():
-                    target = pkg.root / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    fileobj = tar.extractfile(member)
-                    assert fileobj is not None
-                    target.write_bytes(fileobj.read())
-        proc.stdout.close()
-        if proc.wait() != 0:
-            raise OSError(f"dpkg-deb --fsys-tarfile {deb.name} failed")
-    pkg.version = version
-    pkg.copyright_file = copyright_member if (pkg.root / copyright_member).is_file() else None
-    meta = {"version": version, "copyright_file": pkg.copyright_file, "requested": sorted(paths)}
-    (pkg.root / ".package.json").write_text(json.dumps(meta, indent=1))
-
-
-# --------------------------------------------------------------------------------------------
-# Real audio and the clip pipeline
-# --------------------------------------------------------------------------------------------
-
-
-def _load(path: Path) -> np.ndarray:
-    """Mono float64 at 16 kHz, peak-normalised."""
-    x, sr = sf.read(str(path), dtype="float64", always_2d=True)
-    x = x.mean(axis=1)
-    if sr != SR:
-        from math import gcd
-
-        g = gcd(SR, sr)
-        x = resample_poly(x, SR // g, sr // g)
-    x = x - x.mean()
-    peak = np.abs(x).max()
-    if peak == 0.0:
-        raise ValueError(f"{path} is silent")
-    return x / peak
-
-
-def _speed(x: np.ndarray, factor: float) -> np.ndarray:
-    """Play ``x`` ``factor`` times faster (pitch and tempo up by ``factor``), linear interpolation."""
-    if abs(factor - 1.0) < 1e-6:
-        return x
-    n_out = max(2, int(len(x) / factor))
-    return np.interp(np.arange(n_out) * factor, np.arange(len(x)), x)
-
-
-def _trim(x: np.ndarray, rel: float = 0.01) -> np.ndarray:
-    """Cut leading and trailing near-silence (below ``rel`` of the peak)."""
-    idx = np.flatnonzero(np.abs(x) > rel * np.abs(x).max())
-    return x[idx[0] : idx[-1] + 1] if idx.size else x
-
-
-def _loop(x: np.ndarray, n: int, gap: int = 0, fade: int = 0) -> np.ndarray:
-    """Repeat ``x`` (with ``gap`` silent samples or a ``fade``-sample crossfade) to >= n samples."""
-    if fade:
-        fade = min(fade, len(x) // 3)
-        ramp = np.linspace(0, 1, fade)
-        out = x.copy()
-        while len(out) < n:
-            head = out[:-fade] if fade else out
-            cross = out[-fade:] * (1 - ramp) + x[:fade] * ramp
-            out = np.concatenate([head, cross, x[fade:]])
-        return out
-    unit = np.concatenate([x, np.zeros(gap)])
-    return np.tile(unit, n // len(unit) + 2)
-
-
-def _place(x: np.ndarray, t0: float, out: np.ndarray, gain: float = 1.0) -> None:
-    a = int(t0 * SR)
-    if a >= len(out):
-        return
-    seg = x[: len(out) - a]
-    out[a : a + len(seg)] += gain * seg
+    return wanted_paths(src for spec in specs for src in spec.sources)
 
 
 def _colouring(dev: np.random.Generator, known: bool) -> np.ndarray:
@@ -748,16 +614,6 @@ def _colouring(dev: np.random.Generator, known: bool) -> np.ndarray:
         )
     )
     return np.vstack(sections)
-
-
-def _peaking(f0: float, gain_db: float, q: float) -> np.ndarray:
-    """RBJ audio-EQ-cookbook peaking biquad as one SOS row."""
-    a = 10 ** (gain_db / 40)
-    w0 = 2 * np.pi * f0 / SR
-    alpha = np.sin(w0) / (2 * q)
-    b = np.array([1 + alpha * a, -2 * np.cos(w0), 1 - alpha * a])
-    den = np.array([1 + alpha / a, -2 * np.cos(w0), 1 - alpha / a])
-    return np.concatenate([b / den[0], den / den[0]])[None, :]
 
 
 def _reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -789,13 +645,6 @@ def _room_noise(rng: np.random.Generator) -> np.ndarray:
         )
         noise += rng.uniform(0.1, 0.5) * hum / (np.std(hum) + 1e-12)
     return noise / noise.std()
-
-
-def _active_power(x: np.ndarray) -> float:
-    """Mean power of the 50 ms frames within 20 dB of the loudest one."""
-    frames = x[: len(x) // 800 * 800].reshape(-1, 800)
-    p = np.mean(frames**2, axis=1)
-    return float(np.mean(p[p >= 0.01 * p.max()]))
 
 
 class _ClassRenderer:
@@ -923,52 +772,6 @@ def _why(spec: ClassSpec, packages: dict[str, _Package]) -> str:
     )
 
 
-def _write_meta(
-    out: Path,
-    known: list[ClassSpec],
-    unknown: list[ClassSpec],
-    files: dict[str, list[str]],
-    seed: int,
-    clips: int,
-) -> list[dict]:
-    """Meta CSVs as in the dataset: per class, shuffled clips are cut into folds of K shots."""
-    meta_dir = out / "data" / "meta" / "csv"
-    meta_dir.mkdir(parents=True, exist_ok=True)
-    order = {
-        spec.name: np.random.default_rng([seed, zlib.crc32(spec.name.encode()), 3]).permutation(
-            clips
-        )
-        for spec in (*known, *unknown)
-    }
-    names = [u.name for u in unknown]
-    middle = [n for n in MIDDLE_UNSEEN if n in names][: len(names) // 2]
-    middle += [n for n in names if n not in middle][: len(names) // 2 - len(middle)]
-    settings = []
-    for k in SHOTS:
-        n_folds = clips // k
-        for pct in OPENNESS_PCT:
-            unseen = set() if pct == 0 else set(middle) if pct == 50 else set(names)
-            path = meta_dir / f"few_shot_k_{k}_openness_{pct}.csv"
-            with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
-                w = csv.writer(f, lineterminator="\n")
-                w.writerow(["filename", "target", "fold"])
-                for spec in (*known, *unknown):
-                    target = spec.name if spec.known else "unknown"
-                    for j, i in enumerate(order[spec.name]):
-                        fold = n_folds + 1 if spec.name in unseen else j // k + 1
-                        w.writerow([files[spec.name][i], target, fold])
-            settings.append(
-                {
-                    "meta_csv": str(path.relative_to(out)),
-                    "shots": k,
-                    "openness_pct": pct,
-                    "folds": n_folds,
-                    "unseen_unknown_classes": sorted(unseen),
-                }
-            )
-    return settings
-
-
 def make_alarm_bench(
     out_dir: Path,
     *,
@@ -1003,8 +806,7 @@ def make_alarm_bench(
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
-    if clips_per_class < 4 or clips_per_class % 4:
-        raise ValueError(f"clips_per_class must be a positive multiple of 4, got {clips_per_class}")
+    check_clips_per_class(clips_per_class)
     config = {
         "version": VERSION,
         "seed": seed,
@@ -1012,22 +814,14 @@ def make_alarm_bench(
         "classes": list(classes) if classes is not None else None,
     }
     manifest_path = out_dir / "manifest.json"
-    if manifest_path.is_file() and not force:
-        old = json.loads(manifest_path.read_text())
-        if old.get("config") == config and all(
-            (out_dir / p).is_file() for c in old["classes"] for p in c["files"]
-        ):
-            logger.info("%s is up to date (same options); nothing to do", manifest_path)
-            return manifest_path
+    if not force and up_to_date(out_dir, config):
+        return manifest_path
 
     sources_dir = Path(sources_dir) if sources_dir is not None else out_dir / ".sources"
     candidates = (
         list(CLASSES.values()) if classes is None else [CLASSES[c] for c in classes if c in CLASSES]
     )
-    packages: dict[str, _Package] = {}
-    for name, paths in sorted(_wanted_paths(candidates).items()):
-        pkg = packages[name] = _Package(name, sources_dir / name)
-        _fetch_package(pkg, paths, download)
+    packages = fetch_packages(_wanted_paths(candidates), sources_dir, download)
     known, unknown, fallbacks = _select(classes, packages)
     if not known:
         raise ValueError("the benchmark needs at least one known class")
@@ -1039,45 +833,21 @@ def make_alarm_bench(
             fb["replaced_by"],
         )
 
-    data = out_dir / "data"
-    for sub in ("pattern_sounds", "unwanted_sounds"):
-        if (data / sub).exists():
-            shutil.rmtree(data / sub)
+    clear_clips(out_dir)
     files: dict[str, list[str]] = {}
     class_info = []
     for spec in (*known, *unknown):
         used = [(s, p) for s in spec.sources for p in s.paths if p in packages[s.package].files]
         renderer = _ClassRenderer(spec, seed, [packages[s.package].root / p for s, p in used])
-        folder = data / ("pattern_sounds" if spec.known else "unwanted_sounds") / spec.name
-        folder.mkdir(parents=True, exist_ok=True)
-        names = []
-        for i in range(clips_per_class):
-            path = folder / f"{spec.name}_{i + 1:02d}.wav"
-            sf.write(str(path), renderer.render(i), SR, subtype="PCM_16")
-            names.append(str(path.relative_to(out_dir)))
+        folder = class_folder(out_dir, spec)
+        names = [
+            write_clip(out_dir, folder, spec.name, i, renderer.render(i))
+            for i in range(clips_per_class)
+        ]
         files[spec.name] = names
-        class_info.append(
-            {
-                "name": spec.name,
-                "known": spec.known,
-                "kind": spec.kind,
-                "description": spec.description,
-                "n_clips": clips_per_class,
-                "sources": [
-                    {
-                        "package": s.package,
-                        "version": packages[s.package].version,
-                        "path": p,
-                        "licence": s.licence,
-                        "copyright": s.copyright,
-                    }
-                    for s, p in used
-                ],
-                "files": names,
-            }
-        )
+        class_info.append(class_entry(spec, clips_per_class, used, packages, names))
         logger.info("%-20s %d clips", spec.name, clips_per_class)
-    settings = _write_meta(out_dir, known, unknown, files, seed, clips_per_class)
+    settings = write_meta(out_dir, (*known, *unknown), files, seed, clips_per_class, MIDDLE_UNSEEN)
 
     manifest = {
         "generator": "data_prep.make_alarm_bench",
@@ -1089,41 +859,20 @@ def make_alarm_bench(
         "n_known": len(known),
         "n_unknown": len(unknown),
         "sources_dir": str(sources_dir.resolve()),
-        "packages": {
-            p.name: {
-                "version": p.version,
-                "available": p.available,
-                "error": p.error,
-                "copyright_file": f"{p.name}/{p.copyright_file}" if p.copyright_file else None,
-            }
-            for p in packages.values()
-        },
+        "packages": packages_entry(packages),
         "fallbacks": fallbacks,
         "settings": settings,
         "classes": class_info,
         "elapsed_s": round(time.perf_counter() - t_start, 1),
     }
-    with atomic_output(manifest_path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    write_manifest(manifest_path, manifest)
     return manifest_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("data/alarm_bench"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--clips-per-class",
-        type=int,
-        default=CLIPS_PER_CLASS,
-        help="clips per class, a multiple of 4 (default 40)",
-    )
+    add_common_args(parser, Path("data/alarm_bench"))
     parser.add_argument("--classes", help="comma-separated class names (default: all 34)")
-    parser.add_argument(
-        "--sources", type=Path, help="extracted-package cache (default OUT/.sources)"
-    )
-    parser.add_argument("--no-download", action="store_true", help="never call apt-get download")
-    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     parser.add_argument("--list", action="store_true", help="list the classes and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -1136,22 +885,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     try:
-        path = make_alarm_bench(
-            args.out,
-            seed=args.seed,
-            clips_per_class=args.clips_per_class,
-            classes=classes,
-            sources_dir=args.sources,
-            download=not args.no_download,
-            force=args.force,
-        )
+        path = make_alarm_bench(args.out, classes=classes, **common_kwargs(args))
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
-    m = json.loads(path.read_text())
-    print(
-        f"{m['n_known']} known + {m['n_unknown']} unknown classes x {m['config']['clips_per_class']} clips "
-        f"-> {path.parent / 'data'} ({m['elapsed_s']} s)"
-    )
+    m = print_summary(path)
     for fb in m["fallbacks"]:
         print(f"fallback: {fb['class']} -> {fb['replaced_by']} ({fb['reason']})")
     return 0

