@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import json
 import logging
 import shutil
@@ -38,6 +39,32 @@ CLIPS_PER_CLASS = 40
 CLIPS_PER_DEVICE = 4
 SHOTS = (1, 2, 4)
 OPENNESS_PCT = (0, 50, 100)
+
+#: The Debian packages the real-recording benchmark is built from (issue 18 keeps them for
+#: benchmarks: no pretraining data may come from them).
+BENCHMARK_PACKAGES: tuple[str, ...] = (
+    "sound-theme-freedesktop",
+    "lomiri-sounds",
+    "oxygen-sounds",
+    "scratch",
+    "tuxpaint-stamps-default",
+)
+
+#: Reserved for the team's held-out evaluation: never downloaded, read or used (shell patterns).
+RESERVED_PACKAGES: tuple[str, ...] = (
+    "asterisk-core-sounds-*",
+    "hedgewars-data",
+    "flightgear-data-*",
+    "widelands-data",
+    "btanks-data",
+    "scorched3d-data",
+    "bucklespring-data",
+)
+
+
+def is_reserved(package: str) -> bool:
+    """Whether ``package`` is one of (or matches a pattern of) :data:`RESERVED_PACKAGES`."""
+    return any(fnmatch.fnmatchcase(package, pattern) for pattern in RESERVED_PACKAGES)
 
 
 @dataclass(frozen=True)
@@ -128,45 +155,61 @@ def _fetch_package(pkg: _Package, paths: set[str], download: bool) -> None:
     pkg.available = bool(present)
 
 
-def _download_and_extract(pkg: _Package, paths: set[str]) -> None:
-    """``apt-get download`` the package, extract only ``paths`` and its copyright file."""
+def download_deb(
+    name: str, dest: Path, keep: Callable[[str], bool]
+) -> tuple[str, str | None, list[str]]:
+    """``apt-get download`` package ``name`` and extract into ``dest`` the files whose path
+    (relative, e.g. ``usr/share/sounds/x.ogg``) passes ``keep``, and its copyright file.
+
+    Returns the package version, the copyright file's path if the package has one, and the
+    other extracted paths. Callers refuse reserved packages before calling this.
+    """
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise OSError("apt-get / dpkg-deb not found (a Debian or Ubuntu system is needed)")
-    pkg.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=pkg.root.parent) as tmp:
-        logger.info("downloading Debian package %s", pkg.name)
+    dest.mkdir(parents=True, exist_ok=True)
+    copyright_member = f"usr/share/doc/{name}/copyright"
+    extracted: list[str] = []
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        logger.info("downloading Debian package %s", name)
         subprocess.run(
-            ["apt-get", "download", pkg.name],
+            ["apt-get", "download", name],
             cwd=tmp,
             check=True,
             capture_output=True,
             text=True,
         )
-        debs = sorted(Path(tmp).glob(f"{pkg.name}_*.deb"))
+        debs = sorted(Path(tmp).glob(f"{name}_*.deb"))
         if not debs:
-            raise OSError(f"apt-get download {pkg.name} produced no .deb file")
+            raise OSError(f"apt-get download {name} produced no .deb file")
         deb = debs[0]
         version = subprocess.run(
             ["dpkg-deb", "--field", str(deb), "Version"], check=True, capture_output=True, text=True
         ).stdout.strip()
-        copyright_member = f"usr/share/doc/{pkg.name}/copyright"
-        wanted = set(paths) | {copyright_member}
         proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
         assert proc.stdout is not None
         with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
             for member in tar:
-                name = member.name.removeprefix("./")
-                if name in wanted and member.isfile():
-                    target = pkg.root / name
+                path = member.name.removeprefix("./")
+                if member.isfile() and (path == copyright_member or keep(path)):
+                    target = dest / path
                     target.parent.mkdir(parents=True, exist_ok=True)
                     fileobj = tar.extractfile(member)
                     assert fileobj is not None
                     target.write_bytes(fileobj.read())
+                    if path != copyright_member:
+                        extracted.append(path)
         proc.stdout.close()
         if proc.wait() != 0:
             raise OSError(f"dpkg-deb --fsys-tarfile {deb.name} failed")
+    has_copyright = (dest / copyright_member).is_file()
+    return version, copyright_member if has_copyright else None, extracted
+
+
+def _download_and_extract(pkg: _Package, paths: set[str]) -> None:
+    """``apt-get download`` the package, extract only ``paths`` and its copyright file."""
+    version, copyright_file, _ = download_deb(pkg.name, pkg.root, lambda path: path in paths)
     pkg.version = version
-    pkg.copyright_file = copyright_member if (pkg.root / copyright_member).is_file() else None
+    pkg.copyright_file = copyright_file
     meta = {"version": version, "copyright_file": pkg.copyright_file, "requested": sorted(paths)}
     (pkg.root / ".package.json").write_text(json.dumps(meta, indent=1))
 

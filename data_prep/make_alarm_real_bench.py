@@ -67,7 +67,6 @@ options finds ``manifest.json`` and returns at once.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import logging
 import time
 import zlib
@@ -79,9 +78,11 @@ import numpy as np
 from scipy.signal import butter, sosfilt
 
 from data_prep.alarm_common import (
+    BENCHMARK_PACKAGES,
     CLIP_S,
     CLIPS_PER_CLASS,
     CLIPS_PER_DEVICE,
+    RESERVED_PACKAGES,
     SR,
     N,
     Source,
@@ -100,6 +101,7 @@ from data_prep.alarm_common import (
     clear_clips,
     common_kwargs,
     fetch_packages,
+    is_reserved,
     packages_entry,
     print_summary,
     up_to_date,
@@ -127,31 +129,8 @@ VERSION = 1
 SNR_DB = (5.0, 25.0)
 PEAK_DBFS = (-20.0, -1.0)
 
-#: The only Debian packages this benchmark is built from (issue 18 keeps them for benchmarks:
-#: no pretraining data may come from them).
-PACKAGES: tuple[str, ...] = (
-    "sound-theme-freedesktop",
-    "lomiri-sounds",
-    "oxygen-sounds",
-    "scratch",
-    "tuxpaint-stamps-default",
-)
-
-#: Reserved for the team's held-out evaluation: never downloaded, read or used (shell patterns).
-RESERVED_PACKAGES: tuple[str, ...] = (
-    "asterisk-core-sounds-*",
-    "hedgewars-data",
-    "flightgear-data-*",
-    "widelands-data",
-    "btanks-data",
-    "scorched3d-data",
-    "bucklespring-data",
-)
-
-
-def is_reserved(package: str) -> bool:
-    """Whether ``package`` is one of (or matches a pattern of) :data:`RESERVED_PACKAGES`."""
-    return any(fnmatch.fnmatchcase(package, pattern) for pattern in RESERVED_PACKAGES)
+#: The only Debian packages this benchmark is built from.
+PACKAGES: tuple[str, ...] = BENCHMARK_PACKAGES
 
 
 def check_package(package: str) -> None:

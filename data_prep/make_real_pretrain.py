@@ -34,15 +34,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import hashlib
 import json
 import logging
 import re
-import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -52,7 +49,15 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import butter, resample_poly, sosfilt
 
-from data_prep.alarm_common import SR, N, _peaking
+from data_prep.alarm_common import (
+    BENCHMARK_PACKAGES,
+    RESERVED_PACKAGES,
+    SR,
+    N,
+    _peaking,
+    download_deb,
+    is_reserved,
+)
 from kwsos.io import atomic_output
 
 __all__ = [
@@ -73,27 +78,6 @@ MIN_S = 0.15  # shorter files (clicks) are dropped
 SPEED = (0.88, 1.12)
 SNR_DB = (5.0, 30.0)
 AUDIO_EXT = (".wav", ".ogg", ".oga", ".flac")
-
-#: The packages the benchmarks are built from (``make_alarm_real_bench.PACKAGES``, also used by
-#: ``make_alarm_bench``): never pretraining data.
-BENCHMARK_PACKAGES: tuple[str, ...] = (
-    "sound-theme-freedesktop",
-    "lomiri-sounds",
-    "oxygen-sounds",
-    "scratch",
-    "tuxpaint-stamps-default",
-)
-
-#: Reserved for the team's held-out evaluation (shell patterns): never downloaded or read.
-RESERVED_PACKAGES: tuple[str, ...] = (
-    "asterisk-core-sounds-*",
-    "hedgewars-data",
-    "flightgear-data-*",
-    "widelands-data",
-    "btanks-data",
-    "scorched3d-data",
-    "bucklespring-data",
-)
 
 
 @dataclass(frozen=True)
@@ -146,9 +130,7 @@ PACKAGES: tuple[Package, ...] = (
 
 def is_forbidden(package: str) -> bool:
     """Whether ``package`` is a benchmark package or matches a reserved pattern."""
-    return package in BENCHMARK_PACKAGES or any(
-        fnmatch.fnmatchcase(package, pattern) for pattern in RESERVED_PACKAGES
-    )
+    return package in BENCHMARK_PACKAGES or is_reserved(package)
 
 
 def check_package(package: str) -> None:
@@ -178,39 +160,10 @@ def fetch(pkg: Package, sources: Path, download: bool = True) -> dict:
         return json.loads(info.read_text())
     if not download:
         raise OSError(f"{pkg.name} is not in {sources} and downloads are off")
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise OSError("apt-get / dpkg-deb not found (a Debian or Ubuntu system is needed)")
-    root.mkdir(parents=True, exist_ok=True)
-    files = []
-    with tempfile.TemporaryDirectory(dir=sources) as tmp:
-        logger.info("downloading Debian package %s", pkg.name)
-        subprocess.run(["apt-get", "download", pkg.name], cwd=tmp, check=True, capture_output=True)
-        deb = sorted(Path(tmp).glob(f"{pkg.name}_*.deb"))[0]
-        version = subprocess.run(
-            ["dpkg-deb", "--field", str(deb), "Version"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-        copyright_member = f"usr/share/doc/{pkg.name}/copyright"
-        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
-            for member in tar:
-                name = member.name.removeprefix("./")
-                if member.isfile() and (name == copyright_member or _is_audio(name, pkg.roots)):
-                    target = root / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    fileobj = tar.extractfile(member)
-                    assert fileobj is not None
-                    target.write_bytes(fileobj.read())
-                    if name != copyright_member:
-                        files.append(name)
-        proc.stdout.close()
-        if proc.wait() != 0:
-            raise OSError(f"dpkg-deb --fsys-tarfile {deb.name} failed")
-    meta = {
-        "version": version,
-        "copyright_file": copyright_member if (root / copyright_member).is_file() else None,
-        "files": sorted(files),
-    }
+    version, copyright_file, files = download_deb(
+        pkg.name, root, lambda name: _is_audio(name, pkg.roots)
+    )
+    meta = {"version": version, "copyright_file": copyright_file, "files": sorted(files)}
     info.write_text(json.dumps(meta, indent=1))
     return meta
 

@@ -136,11 +136,21 @@ def np_number() -> type:
     return np.floating | np.integer  # type: ignore[return-value]
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, evaluated once per class (configs are built often)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
 def check_fields(cls: type, options: Mapping[str, Any], what: str) -> dict[str, Any]:
     """``options`` for dataclass ``cls`` with every value checked against its field's type hint
     (:func:`check_value`); keys that are not typed fields pass through."""
     try:
-        hints = typing.get_type_hints(cls)
+        hints = type_hints(cls)
     except NameError:  # annotations naming a local type: nothing to check against
         return dict(options)
     return {
@@ -175,7 +185,7 @@ class Config:
 
     @classmethod
     def _field_types(cls) -> dict[str, Any]:
-        return typing.get_type_hints(cls)
+        return type_hints(cls)
 
     @classmethod
     def _sections(cls) -> dict[str, type[Config]]:

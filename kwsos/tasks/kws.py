@@ -183,15 +183,21 @@ class DecisionConfig(Config):
     keyword_thresholds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        kt = {str(k): float(v) for k, v in dict(self.keyword_thresholds).items()}
-        for v in [self.threshold, *kt.values()]:
-            if not (np.isfinite(v) and MIN_COST <= v <= MAX_COST):
-                raise KwsosError(
-                    f"threshold must be a match cost in [{MIN_COST:g}, {MAX_COST:g}] (a cosine "
-                    f"distance), got {v}"
-                )
-        object.__setattr__(self, "threshold", float(self.threshold))
+        kt = {str(k): check_cost_threshold(v) for k, v in dict(self.keyword_thresholds).items()}
+        object.__setattr__(self, "threshold", check_cost_threshold(self.threshold))
         object.__setattr__(self, "keyword_thresholds", kt)
+
+
+def check_cost_threshold(value: Any) -> float:
+    """``value`` as a float threshold on the detectors' match cost; a value that is not finite
+    or not in ``[MIN_COST, MAX_COST]`` is a :class:`KwsosError`."""
+    v = float(value)
+    if not (np.isfinite(v) and MIN_COST <= v <= MAX_COST):
+        raise KwsosError(
+            f"threshold must be a match cost in [{MIN_COST:g}, {MAX_COST:g}] (a cosine "
+            f"distance), got {value}"
+        )
+    return v
 
 
 def _hfcc() -> FeatureExtractor:
@@ -837,14 +843,7 @@ class KeywordSpotter:
 
     def _threshold_arg(self, threshold: float | None) -> Any:
         """The bank's thresholds (one per keyword) or the override, for ``postprocess``."""
-        if threshold is None:
-            return self.thresholds
-        thr = float(threshold)
-        if not (np.isfinite(thr) and MIN_COST <= thr <= MAX_COST):
-            raise KwsosError(
-                f"threshold must be a match cost in [{MIN_COST:g}, {MAX_COST:g}], got {threshold}"
-            )
-        return thr
+        return self.thresholds if threshold is None else check_cost_threshold(threshold)
 
     def tune(
         self,
