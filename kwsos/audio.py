@@ -117,9 +117,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _raw_blocks(
-    path: Path, block_frames: int, limit: int | None = None
-) -> Iterator[np.ndarray]:
+def _raw_blocks(path: Path, block_frames: int, limit: int | None = None) -> Iterator[np.ndarray]:
     """Mono float64 blocks of the raw file (original rate); at most ``limit`` frames in all."""
     left = limit
     try:

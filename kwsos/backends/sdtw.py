@@ -331,7 +331,9 @@ class SubsequenceDTWDetector:
                     first = pend_col
                 left = np.concatenate([pend_left[:, None], c[:, :-1]], axis=1)
                 cur = c[:, :-1]
-                mask = (cur < left[:, :-1]) & (cur <= c[:, 1:]) & np.isfinite(cur) & (cur <= max_cost)
+                mask = (
+                    (cur < left[:, :-1]) & (cur <= c[:, 1:]) & np.isfinite(cur) & (cur <= max_cost)
+                )
                 emit(mask, first + np.arange(c.shape[1] - 1), c, s, t)
                 pend = (c[:, -1].copy(), s[:, -1].copy(), t[:, -1].copy())
                 pend_left = left[:, -1].copy()

@@ -151,8 +151,10 @@ class DetectorConfig(Config):
             steps = tuple((int(di), int(dj)) for di, dj in self.steps)
         except (TypeError, ValueError):
             raise KwsosError(f"steps must be (di, dj) integer pairs, got {self.steps!r}") from None
-        if not steps or len(set(steps)) != len(steps) or any(
-            not (1 <= di <= MAX_STEP and 1 <= dj <= MAX_STEP) for di, dj in steps
+        if (
+            not steps
+            or len(set(steps)) != len(steps)
+            or any(not (1 <= di <= MAX_STEP and 1 <= dj <= MAX_STEP) for di, dj in steps)
         ):
             raise KwsosError(
                 f"steps must be distinct (di, dj) pairs with 1 <= di, dj <= {MAX_STEP}, got "
@@ -1025,14 +1027,18 @@ class KeywordSpotter:
                 tempfile.mkdtemp(prefix=f".{bank_dir.name}.tmp-{os.getpid()}-", dir=bank_dir.parent)
             )
         except OSError as exc:
-            raise BankError(f"cannot write keyword bank {bank_dir}: {exc.strerror or exc}") from None
+            raise BankError(
+                f"cannot write keyword bank {bank_dir}: {exc.strerror or exc}"
+            ) from None
         try:
             os.chmod(tmp, umask_mode(0o777))  # mkdtemp creates 0700
             self._write(tmp)
             _swap_dir(tmp, bank_dir)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise BankError(f"cannot write keyword bank {bank_dir}: {exc.strerror or exc}") from None
+            raise BankError(
+                f"cannot write keyword bank {bank_dir}: {exc.strerror or exc}"
+            ) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -1142,7 +1148,11 @@ class KeywordSpotter:
                 templates = [_read_template(_inside(bank_dir, t), dim) for t in files]
                 if version == 1 and config.backend.name == "sliding":
                     templates = []  # /1 stored the keyword centres here; now the shots' features
-                if templates and config.backend.templates == "shots" and len(templates) != len(shots):
+                if (
+                    templates
+                    and config.backend.templates == "shots"
+                    and len(templates) != len(shots)
+                ):
                     raise ValueError(
                         f"keywords[{name!r}]: {len(templates)} templates for {len(shots)} shots"
                     )
@@ -1193,7 +1203,9 @@ def _read_wave(path: Path) -> np.ndarray:
     try:
         wave, sr = sf.read(str(path), dtype="float32")
     except Exception as exc:  # soundfile raises several types
-        raise ValueError(f"{path.name}: cannot read the shot ({' '.join(str(exc).split())})") from None
+        raise ValueError(
+            f"{path.name}: cannot read the shot ({' '.join(str(exc).split())})"
+        ) from None
     if sr != SAMPLE_RATE or wave.ndim != 1 or not len(wave) or not np.all(np.isfinite(wave)):
         raise ValueError(f"{path.name} is not a finite 16 kHz mono shot")
     return wave
