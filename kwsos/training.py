@@ -269,6 +269,9 @@ def train(
     loss_module.to(device).train()
     x_all = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
     t_all = tuple(torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32)) for t in targets)
+    # A loss that needs the model's internals (self-supervision, kwsos.losses.ssl) computes the
+    # whole step itself, mixup included.
+    custom_loss = getattr(loss_module, "compute_loss", None)
     params = list(model.parameters()) + [p for p in loss_module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=config.lr)
     rng = np.random.default_rng(config.seed)
@@ -288,13 +291,15 @@ def train(
             ts = tuple(t[idx] for t in t_all)
             if config.augment and augment is not None:
                 x = augment(x, gen)
-            if config.mixup:
+            if config.mixup and custom_loss is None:
                 x, ts, _ = mixup_batch(x, ts, gen)
             x = x.to(device, non_blocking=True)
             ts = tuple(t.to(device, non_blocking=True) for t in ts)
             with torch.autocast(device.type, dtype=cast or torch.float32, enabled=cast is not None):
-                emb = model(x)
-            loss = loss_module(emb.float(), *ts)
+                if custom_loss is not None:
+                    loss = custom_loss(model, x, ts, gen).float()
+                else:
+                    loss = loss_module(model(x).float(), *ts)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)

@@ -16,6 +16,9 @@ __all__ = [
     "DEFAULT_STEPS",
     "CosineScorer",
     "Detector",
+    "GMMScorer",
+    "KMeansScorer",
+    "KNNScorer",
     "Scorer",
     "SlidingWindowDetector",
     "SubsequenceDTWDetector",
@@ -42,6 +45,9 @@ _BASE = (
 _LAZY = {
     **{name: "kwsos.backends.base" for name in _BASE},
     "CosineScorer": "kwsos.backends.cosine",
+    "GMMScorer": "kwsos.backends.gmm",
+    "KMeansScorer": "kwsos.backends.kmeans",
+    "KNNScorer": "kwsos.backends.knn",
     "SlidingWindowDetector": "kwsos.backends.sliding",
     "SubsequenceDTWDetector": "kwsos.backends.sdtw",
     "cosine_cost": "kwsos.backends.dtw",
@@ -51,7 +57,7 @@ _LAZY = {
 }
 
 
-_SUBMODULES = ("base", "cosine", "dtw", "sdtw", "sliding")
+_SUBMODULES = ("base", "cosine", "dtw", "gmm", "kmeans", "knn", "sdtw", "sliding")
 
 
 def __getattr__(name: str) -> Any:
