@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,14 +30,22 @@ from numpy.typing import ArrayLike
 from kwsos.events import Event, events_by_file
 
 __all__ = [
+    "DCASE_EPS",
+    "DCASE_MAX_FPR",
     "ClassScores",
+    "DcaseSectionScores",
     "EventScores",
     "bounded_f1_ev",
+    "dcase_official_score",
+    "dcase_section_scores",
+    "decision_scores",
+    "domain_auc",
     "eer",
     "event_based_scores",
     "event_match_counts",
     "f1_ev",
     "file_key",
+    "harmonic_mean",
     "micro_f1",
     "openness",
     "roc_auc",
@@ -646,3 +655,205 @@ def top1_auc(
     """
     fpr, tpr = _top1_roc(y_true, y_pred, scores, unknown_label)
     return float(np.trapezoid(tpr, fpr))
+
+
+# --------------------------------------------------------------------------------------------
+# DCASE Task 2 official evaluation (Diss. 2.10.1, 3.4, 5.3; SPEC §6)
+# --------------------------------------------------------------------------------------------
+#
+# These follow the official evaluators line by line:
+# ``nttcslab/dcase2023_task2_evaluator/dcase2023_task2_evaluator.py`` (DCASE2023; the DCASE2022
+# one, ``Kota-Dohi/dcase2022_evaluator/dcase2022_task2_evaluator.py``, computes the same numbers)
+# and ``y-kawagu/dcase2020_task2_evaluator/evaluator.py`` (DCASE2020). Both use
+# ``sklearn.metrics.roc_auc_score`` with ``max_fpr=0.1`` for the pAUC, which is what
+# :func:`roc_auc` returns.
+
+#: FPR bound of the DCASE pAUC (``MAX_FPR`` in the official evaluators).
+DCASE_MAX_FPR = 0.1
+#: Floor the official evaluators apply before every harmonic mean (``sys.float_info.epsilon``).
+DCASE_EPS = sys.float_info.epsilon
+
+
+def domain_auc(
+    y_true: ArrayLike, scores: ArrayLike, in_domain: ArrayLike, max_fpr: float | None = None
+) -> float:
+    """AUC of one domain by the DCASE2022/2023 rule: that domain's normals plus ALL anomalies.
+
+    The official evaluators select ``(y_domain == d) | (y_true != 0)``, so the anomalies of the
+    other domain count too (this differs from "the domain's normals and the domain's anomalies",
+    which the DCASE2021 evaluator and some reference code use).
+
+    Parameters
+    ----------
+    y_true : (n_samples,)
+        1 for an anomalous clip, 0 for a normal one (one machine type and section).
+    scores : (n_samples,)
+        Anomaly scores, higher = more anomalous.
+    in_domain : (n_samples,)
+        True for the clips of the domain (e.g. ``domain == "target"``).
+    max_fpr
+        As in :func:`roc_auc` (None: the full AUC).
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=np.float64)
+    d = np.asarray(in_domain, dtype=bool)
+    if d.shape != y.shape or s.shape != y.shape:
+        raise ValueError(
+            f"y_true, scores and in_domain must have one shape, got {y.shape}, {s.shape}, {d.shape}"
+        )
+    keep = d | (y != 0)
+    if not np.any(d & (y == 0)):
+        raise ValueError("the domain has no normal sample")
+    return roc_auc(y[keep], s[keep], max_fpr=max_fpr)
+
+
+def decision_scores(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[float, float, float]:
+    """Precision, recall and F1 of binary decisions (1 = anomalous), as the DCASE evaluators.
+
+    ``precision = tp / max(tp + fp, eps)``, ``recall = tp / max(tp + fn, eps)``,
+    ``F1 = 2 P R / max(P + R, eps)`` with ``eps = sys.float_info.epsilon``, so an undefined
+    ratio is 0 (no warning, no NaN).
+
+    Parameters
+    ----------
+    y_true, y_pred : (n_samples,)
+        0/1 (or bool) ground truth and decisions.
+
+    Returns
+    -------
+    (precision, recall, f1), each in [0, 1]
+    """
+    y = np.asarray(y_true)
+    p = np.asarray(y_pred)
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be 1-D of one length, got {y.shape}, {p.shape}")
+    for name, v in (("y_true", y), ("y_pred", p)):
+        if not set(np.unique(v).tolist()) <= {0, 1}:
+            raise ValueError(f"{name} must hold 0 or 1 per sample")
+    y = y.astype(bool)
+    p = p.astype(bool)
+    tp = float(np.sum(y & p))
+    fp = float(np.sum(~y & p))
+    fn = float(np.sum(y & ~p))
+    precision = tp / max(tp + fp, DCASE_EPS)
+    recall = tp / max(tp + fn, DCASE_EPS)
+    f1 = 2.0 * precision * recall / max(precision + recall, DCASE_EPS)
+    return precision, recall, f1
+
+
+def harmonic_mean(values: ArrayLike, *, floor: float = DCASE_EPS) -> float:
+    """Harmonic mean of ``values`` after flooring them at ``floor`` (DCASE evaluators' rule).
+
+    ``scipy.stats.hmean(numpy.maximum(values, sys.float_info.epsilon))``: a zero does not
+    make the mean undefined but pulls it to ~0. NaN values are an error.
+    """
+    from scipy.stats import hmean
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("harmonic_mean of no values")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("harmonic_mean: values contain NaN or infinite entries")
+    return float(hmean(np.maximum(v, floor)))
+
+
+@dataclass(frozen=True)
+class DcaseSectionScores:
+    """Scores of one machine type and section (one machine ID for DCASE2020), values in [0, 1].
+
+    ``auc`` and ``pauc`` pool both domains ("AUC (all)" and "pAUC" of the evaluators); the
+    domain fields are NaN when the domains are unknown (DCASE2020) and the decision fields are
+    NaN when no decisions were given.
+    """
+
+    auc: float
+    pauc: float
+    auc_source: float = math.nan
+    auc_target: float = math.nan
+    precision_source: float = math.nan
+    precision_target: float = math.nan
+    recall_source: float = math.nan
+    recall_target: float = math.nan
+    f1_source: float = math.nan
+    f1_target: float = math.nan
+    n_normal: int = 0
+    n_anomaly: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+def dcase_section_scores(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    is_target: ArrayLike | None = None,
+    decisions: ArrayLike | None = None,
+    *,
+    max_fpr: float = DCASE_MAX_FPR,
+) -> DcaseSectionScores:
+    """All official numbers of one section (DCASE2022/2023) or machine ID (DCASE2020).
+
+    Per ``output_result`` of the DCASE2023 evaluator: ``AUC (all)`` and ``pAUC`` over every
+    clip of the section; ``AUC (source)``/``AUC (target)`` by :func:`domain_auc`;
+    precision/recall/F1 per domain from the decisions of that domain's clips only
+    (:func:`decision_scores`).
+
+    Parameters
+    ----------
+    y_true : (n_clips,)
+        1 anomalous, 0 normal.
+    scores : (n_clips,)
+        Anomaly scores, higher = more anomalous.
+    is_target : (n_clips,), optional
+        True for target-domain clips, False for source-domain ones; None: domains unknown
+        (DCASE2020), only ``auc`` and ``pauc`` are computed.
+    decisions : (n_clips,), optional
+        0/1 decisions (1 = anomalous); needs ``is_target``.
+    """
+    y, s = _binary_inputs(y_true, scores)
+    out: dict = {
+        "auc": roc_auc(y, s),
+        "pauc": roc_auc(y, s, max_fpr=max_fpr),
+        "n_normal": int(np.sum(~y)),
+        "n_anomaly": int(np.sum(y)),
+    }
+    if is_target is not None:
+        t = np.asarray(is_target, dtype=bool)
+        if t.shape != y.shape:
+            raise ValueError(f"is_target has shape {t.shape} but y_true has shape {y.shape}")
+        for name, mask in (("source", ~t), ("target", t)):
+            out[f"auc_{name}"] = domain_auc(y, s, mask)
+        if decisions is not None:
+            dec = np.asarray(decisions)
+            if dec.shape != y.shape:
+                raise ValueError(f"decisions has shape {dec.shape} but y_true has {y.shape}")
+            for name, mask in (("source", ~t), ("target", t)):
+                p, r, f = decision_scores(y[mask], dec[mask])
+                out[f"precision_{name}"], out[f"recall_{name}"], out[f"f1_{name}"] = p, r, f
+    elif decisions is not None:
+        raise ValueError("decisions are scored per domain: give is_target too")
+    return DcaseSectionScores(**out)
+
+
+def dcase_official_score(auc_source: ArrayLike, auc_target: ArrayLike, pauc: ArrayLike) -> float:
+    """DCASE2022/2023 official score: ONE harmonic mean over all values at once.
+
+    ``hmean(max([AUC_source of every machine/section] + [AUC_target ...] + [pAUC ...], eps))``
+    (``official_score`` in the DCASE2023 evaluator; the same in DCASE2022): not a mean of
+    per-machine means.
+
+    Parameters
+    ----------
+    auc_source, auc_target, pauc : (n_sections,)
+        One value per machine type and section.
+    """
+    a = np.asarray(auc_source, dtype=np.float64).ravel()
+    b = np.asarray(auc_target, dtype=np.float64).ravel()
+    c = np.asarray(pauc, dtype=np.float64).ravel()
+    if not (len(a) == len(b) == len(c)):
+        raise ValueError(f"need one value per section, got {len(a)}, {len(b)}, {len(c)}")
+    return harmonic_mean(np.concatenate([a, b, c]))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from kwsos.cli import asd as _asd
 from kwsos.cli import kws as _kws
 from kwsos.cli import osc as _osc
 from kwsos.cli._common import setup_logging
@@ -39,5 +40,6 @@ def _main(
 
 _kws.register(app)
 app.add_typer(_osc.app, name="osc")
+app.add_typer(_asd.app, name="asd")
 
 __all__ = ["app"]

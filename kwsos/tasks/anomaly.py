@@ -516,18 +516,20 @@ class AnomalyDetector:
             mach = np.zeros((len(clips), len(self.machines_)), np.float32)
             for i, c in enumerate(clips):
                 mach[i, self.machines_.index(c.machine)] = 1.0
-            return SerialOEBCE(len(self.machines_), n_classes, dim, seed=seed), (mach, onehot)
+            # The section head's negatives are the other classes of the clip's machine type.
+            owner = [self.machines_.index(k.split("/", 1)[0]) for k in self.classes_]
+            loss = SerialOEBCE(len(self.machines_), n_classes, dim, section_machine=owner)
+            return loss, (mach, onehot)
         if t.ssl != "none":
             from kwsos.losses.ssl import SelfSupervisedLoss
 
             loss = SelfSupervisedLoss(
                 n_classes,
-                dim_per_branch=self.config.model.dim,
-                n_branches=model.n_branches,
-                main_loss=t.loss,
-                n_centers=t.n_centers,
+                dim,
+                loss=t.loss,
                 statex="statex" in t.ssl,
                 featex="featex" in t.ssl,
+                n_centers=t.n_centers,
                 seed=seed,
             )
             return loss, (onehot,)
@@ -780,7 +782,7 @@ def _plain_loss(t: AnomalyTrainingConfig, n_classes: int, dim: int, seed: int) -
     if t.loss == "adaproj":
         from kwsos.losses.adaproj import AdaProj
 
-        return AdaProj(n_classes, dim, seed=seed)
+        return AdaProj(n_classes, dim, trainable_centers=not fixed, seed=seed)
     if t.loss == "arcface":
         return losses.ArcFace(n_classes, dim, trainable_centers=not fixed, seed=seed)
     from kwsos.losses.arcmix import ArcMix, NoisyArcMix
