@@ -23,9 +23,9 @@ from kwsos.losses.adacos import AdaCos, SubClusterAdaCos
 from kwsos.losses.adaproj import AdaProj
 from kwsos.losses.arcface import ArcFace
 from kwsos.losses.arcmix import ArcMix, NoisyArcMix
+from kwsos.losses.position import position_labels, uniform_positions
 from kwsos.losses.serial_oe import SerialOEBCE
 from kwsos.losses.ssl import SelfSupervisedLoss
-from kwsos.losses.position import position_labels, uniform_positions
 from kwsos.losses.tacos import TACos
 
 __all__ = [

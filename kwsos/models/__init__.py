@@ -1,5 +1,7 @@
 """Embedding networks (PyTorch modules)."""
 
+from kwsos.models.asd import LogMelResNet, TwoBranchNet, asd_model_from_dict
+from kwsos.models.autoencoder import AutoencoderDetector, DcaseAutoencoder
 from kwsos.models.clip_resnet import ClipResNet
 from kwsos.models.temporal_resnet import (
     ResidualBlock,
@@ -9,7 +11,12 @@ from kwsos.models.temporal_resnet import (
 )
 
 __all__ = [
+    "AutoencoderDetector",
     "ClipResNet",
+    "DcaseAutoencoder",
+    "LogMelResNet",
+    "TwoBranchNet",
+    "asd_model_from_dict",
     "ResidualBlock",
     "TemporalResNet",
     "SlidingWindowResNet",

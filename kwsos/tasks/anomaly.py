@@ -116,7 +116,9 @@ class AnomalyFrontendConfig(Config):
         if self.clip_s is not None and not 0.5 <= self.clip_s <= 120:
             raise KwsosError(f"clip_s must be in [0.5, 120] seconds, got {self.clip_s}")
         if self.highpass_hz is not None and not 0 < self.highpass_hz < self.sample_rate / 2:
-            raise KwsosError(f"highpass_hz must be in (0, {self.sample_rate / 2}), got {self.highpass_hz}")
+            raise KwsosError(
+                f"highpass_hz must be in (0, {self.sample_rate / 2}), got {self.highpass_hz}"
+            )
 
 
 @dataclass(frozen=True)
@@ -318,11 +320,17 @@ def load_waves(
     def one(c: Any) -> np.ndarray:
         if isinstance(c, np.ndarray):
             return prepare_array(
-                c, sample_rate=frontend.sample_rate, highpass_hz=frontend.highpass_hz, normalize=False
+                c,
+                sample_rate=frontend.sample_rate,
+                highpass_hz=frontend.highpass_hz,
+                normalize=False,
             )
         path = c if isinstance(c, str | Path) else c.path
         return load_audio(
-            path, sample_rate=frontend.sample_rate, highpass_hz=frontend.highpass_hz, normalize=False
+            path,
+            sample_rate=frontend.sample_rate,
+            highpass_hz=frontend.highpass_hz,
+            normalize=False,
         )
 
     out: list[np.ndarray] = []
@@ -645,10 +653,14 @@ class AnomalyDetector:
         clips = list(clips)
         groups = self._groups_of(clips)
         if waves is None:
-            waves = load_waves(clips, self.config.frontend, self.clip_samples_, hook=hook, step="load")
+            waves = load_waves(
+                clips, self.config.frontend, self.clip_samples_, hook=hook, step="load"
+            )
         waves = np.asarray(waves, np.float32)
         if waves.shape != (len(clips), self.clip_samples_):
-            raise ValueError(f"waves must be ({len(clips)}, {self.clip_samples_}), got {waves.shape}")
+            raise ValueError(
+                f"waves must be ({len(clips)}, {self.clip_samples_}), got {waves.shape}"
+            )
         feats = self._member_features(waves, hook, "embed")
         machines = np.asarray([c.machine for c in clips])
         return self._scores(feats, groups, waves, machines)
@@ -684,7 +696,7 @@ class AnomalyDetector:
             if net is None:
                 members.append(None)
             elif isinstance(net, dict):  # autoencoders per machine
-                members.append({k: v.state() for k, v in net.items()})
+                members.append({k: v.to_dict() for k, v in net.items()})
             else:
                 members.append({"arch": net.to_dict(), "state": net.state_dict()})
         state = {
@@ -747,7 +759,7 @@ class AnomalyDetector:
                     from kwsos.models.autoencoder import AutoencoderDetector
 
                     det.members_.append(
-                        {k: AutoencoderDetector.from_state(v) for k, v in mem.items()}
+                        {k: AutoencoderDetector.from_dict(v) for k, v in mem.items()}
                     )
             det.train_embeddings_ = [
                 None if f is None else f.numpy().astype(np.float32)

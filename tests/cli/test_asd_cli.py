@@ -1,0 +1,175 @@
+"""``kwsos asd fit / score / evaluate`` on a tiny DCASE2023-layout data set of tones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from asd_data import make_dcase2023
+from typer.testing import CliRunner
+
+from kwsos.cli import app
+
+runner = CliRunner()
+
+TINY = {
+    "model": {"name": "two_branch", "dim": 24, "channels": [4, 8]},
+    "training": {"epochs": 2, "batch_size": 8},
+    "backend": {"name": "kmeans", "n_clusters": 4},
+}
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(res) -> str:
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+    assert "Traceback" not in res.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("asd")
+    make_dcase2023(root / "data")
+    conf = root / "tiny.json"
+    conf.write_text(json.dumps(TINY))
+    return {"root": root, "data": root / "data", "conf": conf}
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> Path:
+    model = data["root"] / "m.asd"
+    res = run("asd", "fit", data["data"], "--model", model, "--config", data["conf"])
+    assert res.exit_code == 0, res.output
+    assert "ToyPump, my_fan" in res.output
+    return model
+
+
+def test_fit_score_evaluate(data, fitted, tmp_path):
+    out = tmp_path / "sub"
+    res = run("asd", "score", data["data"], "--model", fitted, "--output", out)
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "anomaly_score_ToyPump_section_00_test.csv",
+        "anomaly_score_my_fan_section_00_test.csv",
+        "decision_result_ToyPump_section_00_test.csv",
+        "decision_result_my_fan_section_00_test.csv",
+    ]
+    rows = (out / "anomaly_score_my_fan_section_00_test.csv").read_text().splitlines()
+    assert len(rows) == 12 and rows[0].startswith("section_00_") and "," in rows[0]
+    decisions = (out / "decision_result_my_fan_section_00_test.csv").read_text().splitlines()
+    assert {r.rsplit(",", 1)[1] for r in decisions} <= {"0", "1"}
+    res = run("asd", "evaluate", out, "--dataset", data["data"])
+    assert res.exit_code == 0, res.output
+    assert "official score" in res.output and "my_fan" in res.output
+    res = run("asd", "evaluate", out, "--dataset", data["data"], "--format", "json")
+    report = json.loads(res.output)
+    # the tones with clicks and a whine are easy: the tiny network ranks them well above chance
+    assert report["summary"]["official_score"] > 0.6
+
+
+def test_one_machine(data, tmp_path):
+    model = tmp_path / "fan.asd"
+    res = run(
+        "asd",
+        "fit",
+        data["data"],
+        "--model",
+        model,
+        "--config",
+        data["conf"],
+        "--machine",
+        "my_fan",
+    )
+    assert res.exit_code == 0, res.output
+    res = run("asd", "score", data["data"], "--model", model, "--output", tmp_path / "s")
+    assert "'ToyPump' is not in the model" in one_error_line(res)
+    res = run(
+        "asd", "score", data["data"], "--model", model, "--output", tmp_path / "s",
+        "--machine", "my_fan",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+
+def test_bad_inputs(data, fitted, tmp_path):
+    # wrong layout: a folder of audio that is not a DCASE data set
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    sf.write(odd / "x.wav", np.ones(1600, np.float32) * 0.1, 16000)
+    model = tmp_path / "new.asd"
+    assert "odd" in one_error_line(run("asd", "fit", odd, "--model", model))
+    assert not model.exists()
+    assert "not found" in one_error_line(run("asd", "fit", tmp_path / "nope", "--model", model))
+    # unknown machine
+    line = one_error_line(
+        run(
+            "asd",
+            "fit",
+            data["data"],
+            "--model",
+            model,
+            "--machine",
+            "valve",
+            "--config",
+            data["conf"],
+        )
+    )
+    assert "valve" in line and not model.exists()
+    # no normal training clips: a copy without train folders
+    no_train = tmp_path / "no_train"
+    shutil.copytree(data["data"], no_train)
+    for d in no_train.glob("dev_data/raw/*/train"):
+        shutil.rmtree(d)
+    assert "train" in one_error_line(run("asd", "fit", no_train, "--model", model))
+    assert not model.exists()
+    # a config with an unknown key
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": {"nam": "x"}}))
+    assert "nam" in one_error_line(
+        run("asd", "fit", data["data"], "--model", model, "--config", bad)
+    )
+    # missing model, damaged model
+    line = one_error_line(
+        run(
+            "asd",
+            "score",
+            data["data"],
+            "--model",
+            tmp_path / "none.asd",
+            "--output",
+            tmp_path / "o",
+        )
+    )
+    assert "model file not found" in line
+    broken = tmp_path / "broken.asd"
+    broken.write_bytes(b"garbage")
+    line = one_error_line(
+        run("asd", "score", data["data"], "--model", broken, "--output", tmp_path / "o")
+    )
+    assert "cannot read" in line
+    # evaluate: no dataset, empty submission folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "--dataset" in one_error_line(run("asd", "evaluate", empty))
+    assert "anomaly_score" in one_error_line(
+        run("asd", "evaluate", empty, "--dataset", data["data"])
+    )
+
+
+def test_failed_fit_leaves_old_model(data, fitted, tmp_path):
+    model = tmp_path / "keep.asd"
+    shutil.copy(fitted, model)
+    before = model.read_bytes()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"training": {"epochs": 0}}))
+    one_error_line(run("asd", "fit", data["data"], "--model", model, "--config", bad))
+    assert model.read_bytes() == before
