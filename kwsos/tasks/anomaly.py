@@ -544,8 +544,6 @@ class AnomalyDetector:
         return _plain_loss(t, n_classes, dim, seed), (onehot,)
 
     def _fit_backends(self, clips: list[ClipInfo], waves: np.ndarray, hook: Hook | None) -> None:
-        from kwsos.thresholds import get_threshold_estimator
-
         cfg = self.config
         self.train_embeddings_ = self._member_features(waves, hook, "embed training clips")
         self.train_groups_ = np.asarray([_group(c) for c in clips])
@@ -562,15 +560,29 @@ class AnomalyDetector:
             for g, backend in per.items():
                 scores[self.train_groups_ == g] += -backend.fit_score_samples()
         self.train_scores_ = scores
-        self.thresholds_ = {}
+        self.thresholds_ = self.estimate_thresholds(cfg.decision.estimator)
+
+    def estimate_thresholds(self, estimator: str, **options: Any) -> dict[str, float]:
+        """Decision threshold of every section from its normal training scores (Diss. 4.2).
+
+        ``estimator``: a :func:`kwsos.thresholds.get_threshold_estimator` name. The scores are
+        those of the source-domain training clips when a section has at least 5 of them: the
+        few target clips, scored without themselves, measure the domain shift rather than the
+        spread of normal sounds. (:meth:`fit` sets ``thresholds_`` with the configured
+        estimator; this method lets a recipe compare estimators on the same model.)
+        """
+        from kwsos.thresholds import get_threshold_estimator
+
+        if not hasattr(self, "train_scores_"):
+            raise KwsosError("the detector is not fitted: call fit() or load a saved model")
+        out = {}
         for g in self.groups_:
-            # Source-domain scores only when there are enough: the few target clips, scored
-            # without themselves, measure the domain shift, not the spread of normal sounds.
             sel = self.train_groups_ == g
             source = sel & (self.train_domains_ != "target")
-            s = scores[source if source.sum() >= 5 else sel]
-            est = get_threshold_estimator(cfg.decision.estimator)
-            self.thresholds_[g] = float(est.fit(s).threshold_)
+            s = self.train_scores_[source if source.sum() >= 5 else sel]
+            est = get_threshold_estimator(estimator, **options)
+            out[g] = float(est.fit(s).threshold_)
+        return out
 
     def _refit_backends(self) -> None:
         """(Re)fit one backend per member and group from the stored training embeddings."""
