@@ -78,7 +78,7 @@ LAYER = {  # a module may import only from layers with a lower or equal number
     "kwsos.errors": 0, "kwsos.io": 0, "kwsos.hooks": 0, "kwsos.config": 0,
     "kwsos.parallel": 0, "kwsos._biquad": 0,
     "kwsos.audio": 1, "kwsos.events": 1, "kwsos.noise": 1, "kwsos.augment": 1,
-    "kwsos.metrics": 1, "kwsos.plots": 1, "kwsos.training": 1,
+    "kwsos.metrics": 1, "kwsos.plots": 1, "kwsos.training": 1, "kwsos.dcase": 1,
     "kwsos.features": 2, "kwsos.models": 2, "kwsos.losses": 2,
     "kwsos.embeddings": 3, "kwsos.backends": 3, "kwsos.thresholds": 3,
     "kwsos.tasks": 4, "kwsos.cli": 5,

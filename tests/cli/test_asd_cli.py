@@ -173,3 +173,25 @@ def test_failed_fit_leaves_old_model(data, fitted, tmp_path):
     bad.write_text(json.dumps({"training": {"epochs": 0}}))
     one_error_line(run("asd", "fit", data["data"], "--model", model, "--config", bad))
     assert model.read_bytes() == before
+
+
+def test_evaluate_eval_set_needs_ground_truth(tmp_path):
+    from test_dcase import EVAL_2023, make_2023_eval
+
+    from kwsos.dcase import read_dataset, write_submission
+
+    root, gt = make_2023_eval(tmp_path)
+    clips = read_dataset(root, split="test")
+    assert all(c.label is None for c in clips)
+    # a perfect ranking: anomalies score 1, normals 0
+    truth = {f"section_00_{n:04d}.wav": lab for n, (lab, _) in enumerate(EVAL_2023)}
+    scores = [float(truth[c.name] == "anomaly") for c in clips]
+    write_submission(tmp_path / "sub", clips, scores, [int(s) for s in scores], layout="dcase2023")
+    line = one_error_line(run("asd", "evaluate", tmp_path / "sub", "--dataset", root))
+    assert "--ground-truth" in line
+    res = run(
+        "asd", "evaluate", tmp_path / "sub", "--dataset", root, "--ground-truth", gt,
+        "--format", "json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["summary"]["official_score"] == pytest.approx(1.0)
