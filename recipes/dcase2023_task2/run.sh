@@ -41,5 +41,5 @@ exp=""
 
 synth=${synth:-$root/data/asd_synth/${layout}_$split}
 exp=${exp:-$root/exp/${layout}_task2}
-synth_opts="--split $split $synth_opts"
+synth_opts="--split $split --download $synth_opts"
 . "$root/recipes/utils/asd_stages.sh"
