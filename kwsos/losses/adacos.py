@@ -39,7 +39,54 @@ from kwsos.losses._common import (
 __all__ = ["AdaCos", "SubClusterAdaCos"]
 
 
-class AdaCos(AdaptiveScaleLoss):
+class AdaCosSoftmax(AdaptiveScaleLoss):
+    """One logit per class, ``s~ * cosine(emb)``, and the AdaCos scale update (Diss. Def. 2.8).
+
+    Shared by :class:`AdaCos` (cosine to one centre per class) and
+    :class:`~kwsos.losses.adaproj.AdaProj` (cosine to the projection onto a class subspace);
+    a subclass defines ``cosine(emb) -> (batch, n_classes)`` and ``n_classes``.
+    """
+
+    n_classes: int
+
+    def cosine(self, emb: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def n_logits(self) -> int:
+        """``n_classes``: ``s~(0) = sqrt(2) * log(n_classes - 1)``."""
+        return self.n_classes
+
+    def log_probs(self, emb: Tensor) -> Tensor:
+        """``log softmax(s * cos)`` with the stored scale (no update), shape (batch, n_classes)."""
+        cos = self.cosine(emb)
+        return torch.log_softmax(self.scale.to(cos.dtype) * cos, dim=-1)
+
+    def forward(self, emb: Tensor, target: Tensor) -> Tensor:
+        """Loss ``-1/B sum_x sum_j target_xj log softmax(s * cos_x)_j`` (Eq. 6 and 12), with the
+        class similarities ``cos_x`` of :meth:`cosine`.
+
+        Parameters
+        ----------
+        emb : Tensor, shape (batch, dim)
+            Embeddings, not necessarily normalised.
+        target : Tensor, shape (batch, n_classes)
+            Soft targets, rows summing to 1 (or integer class indices, shape (batch,)).
+
+        Returns
+        -------
+        Tensor, scalar
+        """
+        cos = self.cosine(emb)
+        target = soft_target(target, self.n_classes, emb.shape[0])
+        if self.training:
+            with torch.no_grad():
+                store_scale(self.scale, adacos_scale(cos, target, prev_scale=self.scale))
+        log_p = torch.log_softmax(self.scale.to(cos.dtype) * cos, dim=-1)
+        return soft_cross_entropy(log_p, target).mean()
+
+
+class AdaCos(AdaCosSoftmax):
     """AdaCos loss: softmax over ``s~ * cos`` with the dynamically adaptive scale (Diss. Def. 2.8).
 
     One centre per class, no margin. ``s~(0) = sqrt(2) * log(n_classes - 1)`` and for ``t >= 1``
@@ -93,11 +140,6 @@ class AdaCos(AdaptiveScaleLoss):
         make_centers(self, (self.n_classes, self.dim), trainable=trainable_centers, seed=seed)
         self._register_scale()
 
-    @property
-    def n_logits(self) -> int:
-        """``n_classes``: ``s~(0) = sqrt(2) * log(n_classes - 1)``."""
-        return self.n_classes
-
     def cosine(self, emb: Tensor) -> Tensor:
         """Cosine similarities to the class centres.
 
@@ -111,33 +153,6 @@ class AdaCos(AdaptiveScaleLoss):
         """
         check_embeddings(emb, self.dim, 2, "(batch, D)")
         return normalize(emb) @ normalize(self.centers.to(emb.dtype)).T
-
-    def log_probs(self, emb: Tensor) -> Tensor:
-        """``log softmax(s * cos)`` with the stored scale (no update), shape (batch, n_classes)."""
-        cos = self.cosine(emb)
-        return torch.log_softmax(self.scale.to(cos.dtype) * cos, dim=-1)
-
-    def forward(self, emb: Tensor, target: Tensor) -> Tensor:
-        """Loss ``-1/B sum_x sum_j target_xj log softmax(s * cos_x)_j`` (Eq. 6 and 12).
-
-        Parameters
-        ----------
-        emb : Tensor, shape (batch, dim)
-            Embeddings, not necessarily normalised.
-        target : Tensor, shape (batch, n_classes)
-            Soft targets, rows summing to 1 (or integer class indices, shape (batch,)).
-
-        Returns
-        -------
-        Tensor, scalar
-        """
-        cos = self.cosine(emb)
-        target = soft_target(target, self.n_classes, emb.shape[0])
-        if self.training:
-            with torch.no_grad():
-                store_scale(self.scale, adacos_scale(cos, target, prev_scale=self.scale))
-        log_p = torch.log_softmax(self.scale.to(cos.dtype) * cos, dim=-1)
-        return soft_cross_entropy(log_p, target).mean()
 
     def extra_repr(self) -> str:
         return (

@@ -17,17 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kwsos.losses._common import (
-    AdaptiveScaleLoss,
-    adacos_scale,
-    check_embeddings,
-    check_positive,
-    make_centers,
-    normalize,
-    soft_cross_entropy,
-    soft_target,
-    store_scale,
-)
+from kwsos.losses._common import check_embeddings, check_positive, make_centers, normalize
+from kwsos.losses.adacos import AdaCosSoftmax
 
 __all__ = ["AdaProj", "orthonormal_basis", "subspace_cosine"]
 
@@ -70,7 +61,7 @@ def subspace_cosine(emb: Tensor, basis: Tensor) -> Tensor:
     return torch.linalg.vector_norm(coords, dim=-1)
 
 
-class AdaProj(AdaptiveScaleLoss):
+class AdaProj(AdaCosSoftmax):
     """AdaProj loss (Diss. Def. 5.2): softmax over ``s~ * cos(e, P_span(C_k) e)`` with the AdaCos scale.
 
     Loss ``-1/B sum_x sum_k target_xk log softmax(s~ * cos(x, P_k x))_k`` (Eq. 56) with soft
@@ -146,11 +137,6 @@ class AdaProj(AdaptiveScaleLoss):
         )
         self._register_scale()
 
-    @property
-    def n_logits(self) -> int:
-        """``n_classes``: ``s~(0) = sqrt(2) * log(n_classes - 1)``."""
-        return self.n_classes
-
     def basis(self) -> Tensor:
         """Orthonormal bases of the class subspaces, shape (n_classes, dim, n_basis)."""
         centers = self.centers.to(torch.float32)
@@ -172,33 +158,6 @@ class AdaProj(AdaptiveScaleLoss):
         """
         check_embeddings(emb, self.dim, 2, "(batch, D)")
         return subspace_cosine(emb, self.basis())
-
-    def log_probs(self, emb: Tensor) -> Tensor:
-        """``log softmax(s * cos)`` with the stored scale (no update), shape (batch, n_classes)."""
-        cos = self.cosine(emb)
-        return torch.log_softmax(self.scale.to(cos.dtype) * cos, dim=-1)
-
-    def forward(self, emb: Tensor, target: Tensor) -> Tensor:
-        """Loss ``-1/B sum_x sum_k target_xk log softmax(s * cos(x, P_k x))_k`` (Eq. 56).
-
-        Parameters
-        ----------
-        emb : Tensor, shape (batch, dim)
-            Embeddings, not necessarily normalised.
-        target : Tensor, shape (batch, n_classes)
-            Soft targets, rows summing to 1 (or integer class indices, shape (batch,)).
-
-        Returns
-        -------
-        Tensor, scalar
-        """
-        cos = self.cosine(emb)
-        target = soft_target(target, self.n_classes, emb.shape[0])
-        if self.training:
-            with torch.no_grad():
-                store_scale(self.scale, adacos_scale(cos, target, prev_scale=self.scale))
-        log_p = torch.log_softmax(self.scale.to(cos.dtype) * cos, dim=-1)
-        return soft_cross_entropy(log_p, target).mean()
 
     def extra_repr(self) -> str:
         return (
