@@ -41,6 +41,7 @@ __all__ = [
     "umask_mode",
     "csv_text",
     "read_csv_rows",
+    "read_model_file",
     "write_csv_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -305,3 +306,39 @@ def read_csv_rows(
             return list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise KwsosError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+
+
+def read_model_file(
+    path: str | Path, *, what: str, current: str, old: Sequence[str] = ()
+) -> tuple[dict[str, Any], str]:
+    """``(state, format)`` of a model file written with ``torch.save`` (read with
+    ``weights_only=True``), checked to carry the format tag ``current`` or one of ``old``.
+
+    ``what`` names the kind of model in the one-line errors ("open-set model"): a missing file, a
+    file torch cannot read, another format, or a newer version of this format (then the message
+    says to upgrade kwsos).
+    """
+    import torch
+
+    from kwsos import __version__
+
+    path = Path(path)
+    if not path.is_file():
+        raise KwsosError(f"model file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle / zip errors of every kind
+        reason = " ".join(str(exc).split())[:200]
+        raise KwsosError(f"cannot read {path} as a kwsos {what}: {reason}") from None
+    fmt = state.get("format") if isinstance(state, dict) else None
+    prefix = current.rsplit("/", 1)[0] + "/"
+    if isinstance(fmt, str) and fmt.startswith(prefix) and fmt not in (current, *old):
+        tail = fmt.removeprefix(prefix)
+        if tail.isdigit() and int(tail) > int(current.rsplit("/", 1)[1]):
+            raise KwsosError(
+                f"{path} was written by a newer kwsos (format {fmt}); this kwsos "
+                f"{__version__} reads up to {current}: upgrade kwsos"
+            )
+    if fmt != current and fmt not in old:
+        raise KwsosError(f"{path} is not a kwsos {what} (format {fmt!r})")
+    return state, fmt

@@ -737,20 +737,10 @@ class AnomalyDetector:
     @classmethod
     def load(cls, path: str | Path) -> AnomalyDetector:
         """Read a detector written by :meth:`save`."""
-        import torch
+        from kwsos.io import read_model_file
 
         path = Path(path)
-        if not path.is_file():
-            raise KwsosError(f"model file not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle / zip errors of every kind
-            raise KwsosError(
-                f"cannot read {path} as an anomaly model: {' '.join(str(exc).split())[:200]}"
-            ) from None
-        fmt = state.get("format") if isinstance(state, dict) else None
-        if fmt != MODEL_FORMAT:
-            raise KwsosError(f"{path} is not a kwsos anomaly model (format {fmt!r})")
+        state, _ = read_model_file(path, what="anomaly model", current=MODEL_FORMAT)
         try:
             det = cls(AnomalyConfig.from_dict(state["config"]))
             det.clip_samples_ = int(state["clip_samples"])

@@ -558,32 +558,12 @@ class OpenSetClassifier:
     @classmethod
     def load(cls, path: str | Path) -> OpenSetClassifier:
         """Read a classifier written by :meth:`save`."""
-        import torch
+        from kwsos.io import read_model_file
 
         path = Path(path)
-        if not path.is_file():
-            raise KwsosError(f"model file not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle / zip errors of every kind
-            raise KwsosError(
-                f"cannot read {path} as an open-set model: {' '.join(str(exc).split())[:200]}"
-            ) from None
-        fmt = state.get("format") if isinstance(state, dict) else None
-        prefix = MODEL_FORMAT.rsplit("/", 1)[0] + "/"
-        if (
-            isinstance(fmt, str)
-            and fmt.startswith(prefix)
-            and fmt not in (MODEL_FORMAT, *_OLD_FORMATS)
-        ):
-            tail = fmt.removeprefix(prefix)
-            if tail.isdigit() and int(tail) > int(MODEL_FORMAT.rsplit("/", 1)[1]):
-                raise KwsosError(
-                    f"{path} was written by a newer kwsos (format {fmt}); this kwsos "
-                    f"{__version__} reads up to {MODEL_FORMAT}: upgrade kwsos"
-                )
-        if fmt != MODEL_FORMAT and fmt not in _OLD_FORMATS:
-            raise KwsosError(f"{path} is not a kwsos open-set model (format {fmt!r})")
+        state, fmt = read_model_file(
+            path, what="open-set model", current=MODEL_FORMAT, old=_OLD_FORMATS
+        )
         try:
             if fmt == MODEL_FORMAT:
                 config = OpenSetConfig.from_dict(state["config"])
