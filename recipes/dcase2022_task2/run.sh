@@ -25,21 +25,7 @@ python=${PYTHON:-python}
 layout=dcase2022
 readonly here root python layout
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+default_systems=twobranch_scadacos
+readonly default_systems
 
-stage=0
-stop_stage=4
-systems=twobranch_scadacos
-dataset=""
-ground_truth=""
-split=final
-synth=""
-synth_opts=""
-fit_opts=""
-exp=""
-
-. "$root/recipes/utils/parse_options.sh"
-
-synth=${synth:-$root/data/asd_synth/${layout}_$split}
-exp=${exp:-$root/exp/${layout}_task2}
-synth_opts="--split $split --download $synth_opts"
 . "$root/recipes/utils/asd_stages.sh"

@@ -7,8 +7,25 @@
 #   stage 3: evaluate                            (kwsos asd evaluate -> result.json, table)
 #   stage 4: the results tables of all systems   (recipes/utils/asd_report.py -> results.md)
 #
-# Needs: here root python layout stage stop_stage dataset ground_truth synth synth_opts
-#        exp systems fit_opts
+# The caller sets (readonly) here root python layout default_systems; the options below are
+# parsed here (recipes/utils/parse_options.sh), so the three recipes share them.
+
+stage=0
+stop_stage=4
+systems=$default_systems
+dataset=""
+ground_truth=""
+split=final
+synth=""
+synth_opts=""
+fit_opts=""
+exp=""
+
+. "$root/recipes/utils/parse_options.sh"
+
+synth=${synth:-$root/data/asd_synth/${layout}_$split}
+exp=${exp:-$root/exp/${layout}_task2}
+synth_opts="--split $split --download $synth_opts"
 
 kwsos() { "$python" -m kwsos.cli "$@"; }
 
