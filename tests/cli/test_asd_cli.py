@@ -35,6 +35,20 @@ def one_error_line(res) -> str:
     return lines[0]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Training and embedding on one torch thread: with a 2-epoch network and 3 test clips per
+    cell, the float reductions of another thread count move the official score by 10+ points."""
+    import torch
+
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KWSOS_THREADS", "1")
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("asd")
