@@ -55,6 +55,8 @@ class Features(str, Enum):
     sliding = "sliding"
     hfcc = "hfcc"
     mfcc = "mfcc"
+    whisper = "whisper"
+    whisper_tacos = "whisper-tacos"
 
 
 class Inference(str, Enum):

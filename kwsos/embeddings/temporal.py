@@ -234,6 +234,11 @@ class EmbeddingFeatures(FeatureExtractor):
         return replace(self, net=net, model=net.to_dict())
 
     @property
+    def net_arch(self) -> dict[str, Any]:
+        """The network's architecture (``model``), as a keyword bank stores it."""
+        return self.model
+
+    @property
     def embedding_dim(self) -> int:
         """Size of the network's embeddings (without fused HFCC)."""
         return int(self.model.get("dim", 128)) if self.model else 128

@@ -46,6 +46,8 @@ _BUILTIN_MODULES = {
     "mfcc": "kwsos.features.spectral",
     "logmel": "kwsos.features.spectral",
     "embedding": "kwsos.embeddings.temporal",
+    "whisper": "kwsos.features.whisper",
+    "whisper_tacos": "kwsos.embeddings.whisper",
 }
 
 E = TypeVar("E", bound="type[FeatureExtractor]")
@@ -177,6 +179,11 @@ class FeatureExtractor:
         """``(n_samples,)`` -> ``(n_frames, dim)`` float32."""
         parts = list(self.stream([wave]))
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+    def shot_features(self, wave: np.ndarray) -> np.ndarray:
+        """Features of an enrollment shot (a keyword template); the same as ``self(wave)``
+        except for extractors whose short inputs need other handling (Whisper pads them)."""
+        return self(wave)
 
     def stream(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Features of a signal given as consecutive sample blocks (bounded memory)."""

@@ -179,6 +179,10 @@ def model_from_dict(d: dict[str, Any]) -> TemporalResNet:
     """Inverse of ``model.to_dict()`` (architecture only; load the weights with ``load_state_dict``)."""
     d = dict(d)
     name = d.pop("name")
+    if name == "WhisperHead":
+        from kwsos.models.whisper_head import WhisperHead
+
+        return WhisperHead(**d)  # type: ignore[return-value]
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if "channels" in d:

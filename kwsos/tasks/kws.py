@@ -276,8 +276,8 @@ class SpotterConfig(Config):
 
 
 #: ``--features`` choices: learned (trained on the shots) and hand-crafted.
-LEARNED_FEATURES = ("tacos", "lkw", "sliding")
-FEATURE_CHOICES = (*LEARNED_FEATURES, "hfcc", "mfcc")
+LEARNED_FEATURES = ("tacos", "lkw", "sliding", "whisper-tacos")
+FEATURE_CHOICES = (*LEARNED_FEATURES, "hfcc", "mfcc", "whisper")
 
 
 def default_features(name: str, **options: Any) -> FeatureExtractor:
@@ -290,9 +290,11 @@ def default_features(name: str, **options: Any) -> FeatureExtractor:
     """
     if name == "sliding":
         return get_extractor("embedding", kind=name, **{"mode": "exact", **options})
+    if name == "whisper-tacos":
+        return get_extractor("whisper_tacos", **options)
     if name in LEARNED_FEATURES:
         return get_extractor("embedding", kind=name, **options)
-    if name in ("hfcc", "mfcc"):
+    if name in ("hfcc", "mfcc", "whisper"):
         return get_extractor(name, **options)
     raise KwsosError(f"unknown features {name!r}; choose one of {', '.join(FEATURE_CHOICES)}")
 
@@ -502,13 +504,15 @@ class KeywordSpotter:
     # ------------------------------------------------------------------ learned features
     @property
     def learned(self) -> bool:
-        """Whether the features are embeddings from a network trained on the shots."""
-        return self.extractor.name == "embedding"
+        """Whether the features are embeddings from a network trained on the shots (``tacos``,
+        ``lkw``, ``sliding``, ``whisper-tacos``)."""
+        return self.extractor.name == "embedding" or getattr(self.extractor, "trainable", False)
 
     @property
     def feature_name(self) -> str:
-        """``tacos``, ``lkw``, ``hfcc`` or ``mfcc``."""
-        return getattr(self.extractor, "kind", self.extractor.name)
+        """The ``--features`` choice: ``tacos``, ``lkw``, ``hfcc``, ``whisper-tacos``..."""
+        ex = self.extractor
+        return getattr(ex, "choice", None) or getattr(ex, "kind", ex.name)
 
     def _shot_counts(self) -> dict[str, int]:
         return {k: len(self._keywords[k].shots) for k in self.keywords}
@@ -526,7 +530,7 @@ class KeywordSpotter:
     def training_config(self) -> EmbeddingTrainingConfig:
         """The training settings, with the extractor's kind and input normalisation."""
         cfg = self.config.training
-        if not self.learned:
+        if self.extractor.name != "embedding":  # hand-crafted, or a head that sets no input
             return cfg
         # the extractor's settings are the ones inference uses: training must see the same input
         ex = self.extractor
@@ -580,6 +584,19 @@ class KeywordSpotter:
         ex = self.extractor
         init = ex.net.state_dict() if (warm_start and ex.net is not None) else None  # type: ignore[attr-defined]
         shots = {k: self._keywords[k].shots for k in self.keywords}
+        if ex.name != "embedding":  # a trainable head on other frames (whisper-tacos)
+            from kwsos.embeddings.whisper import train_whisper_head
+
+            try:
+                net, tlog, info = train_whisper_head(
+                    ex, shots, cfg, backgrounds=backgrounds, init_state=init, hook=hook
+                )
+            except ValueError as exc:
+                raise KwsosError(str(exc)) from None
+            info["keywords"] = self._shot_counts()
+            self._set_features(replace(ex, training=info).with_net(net))  # type: ignore[call-arg,attr-defined]
+            self._drop_templates()
+            return tlog
         try:
             net, tlog, ts, loss = train_keyword_embeddings(
                 shots, cfg, backgrounds=backgrounds, init_state=init, hook=hook
@@ -615,7 +632,7 @@ class KeywordSpotter:
         (:mod:`kwsos.embeddings`), the network's inference ``precision`` (``auto``, ``fp32``,
         ``bf16``) and/or the weight of HFCC fused into the embeddings
         (``EmbeddingFeatures.hfcc_weight``) without retraining; templates are re-extracted."""
-        if not self.learned:
+        if self.extractor.name != "embedding":
             raise KwsosError("inference modes apply to learned features (tacos, lkw) only")
         changes: dict[str, Any] = {}
         if mode is not None:
@@ -643,7 +660,7 @@ class KeywordSpotter:
     def _templates(self, name: str) -> list[np.ndarray]:
         kw = self._keywords[name]
         if kw.templates is None:
-            feats = [self.extractor(w) for w in kw.shots]
+            feats = [self.extractor.shot_features(w) for w in kw.shots]
             if self.config.backend.templates == "dba":
                 from kwsos.backends.dtw import dba_template
 
@@ -966,7 +983,7 @@ class KeywordSpotter:
         weight) and the spotter keeps it with its thresholds. Returns the chosen weight and the
         tuning result of every weight. No retraining: only the templates are re-extracted.
         """
-        if not self.learned or self.config.backend.name != "sdtw":
+        if self.extractor.name != "embedding" or self.config.backend.name != "sdtw":
             raise KwsosError(
                 "the HFCC weight applies to learned DTW features (tacos, lkw), "
                 f"not {self.feature_name}"
@@ -1128,7 +1145,7 @@ class KeywordSpotter:
             if spotter.learned and (bank_dir / MODEL_FILE).is_file():
                 spotter._set_features(
                     spotter.extractor.with_net(
-                        _load_net(bank_dir / MODEL_FILE, spotter.extractor.model)
+                        _load_net(bank_dir / MODEL_FILE, spotter.extractor.net_arch)
                     )
                 )
             dim = spotter.extractor.dim

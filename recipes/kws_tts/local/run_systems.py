@@ -21,6 +21,8 @@ from pathlib import Path
 def systems_from_conf(conf: dict, only: str = ""):
     from experiment import SYSTEMS, KwsSystem
 
+    from kwsos.tasks.kws import LEARNED_FEATURES
+
     table = dict(SYSTEMS)
     for name, d in conf.get("extra_systems", {}).items():
         table[name] = KwsSystem.from_dict({"name": name, **d})
@@ -31,7 +33,7 @@ def systems_from_conf(conf: dict, only: str = ""):
     out = []
     for n in names:
         s = table[n]
-        if s.features not in ("hfcc", "mfcc"):
+        if s.features in LEARNED_FEATURES:
             training = {**conf.get("training", {}), **s.training}
             train = {**conf.get("training", {}).get("train", {}), **s.training.get("train", {})}
             options = {**conf.get("learned_feature_options", {}), **s.feature_options}
