@@ -229,9 +229,10 @@ class WhisperFeatures(FeatureExtractor):
         A recording no longer than one block is zero-padded to this many seconds before
         encoding (0: never). Whisper was trained on 30 s windows only.
     shot_pad_s
-        The same for enrollment shots (:meth:`shot_features`); 30 by default: the encoder's
-        frames of a short unpadded input are out of its training conditions (KWS-TTS
-        validation: see ``recipes/kws_tts/RESULTS.md``).
+        The same for enrollment shots (:meth:`shot_features`); 10 by default: the encoder's
+        frames of a short unpadded input are out of its training conditions. On KWS-TTS
+        validation, shots padded to 10 s score 59.9 % F1 against 51.4 % unpadded and 58.1 %
+        padded to 30 s (three times the encoding time); ``recipes/kws_tts/RESULTS.md``.
     """
 
     name: ClassVar[str] = "whisper"
@@ -244,7 +245,7 @@ class WhisperFeatures(FeatureExtractor):
     block_s: float = 10.0
     context_s: float = 1.0
     pad_s: float = 0.0
-    shot_pad_s: float = 30.0
+    shot_pad_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.sample_rate != SAMPLE_RATE:
@@ -299,10 +300,11 @@ class WhisperFeatures(FeatureExtractor):
 
     def _encode(self, mel: np.ndarray) -> np.ndarray:
         """``(80, T)`` normalised log-Mel -> ``(ceil(T / 2), dim)`` encoder frames."""
+        encoder = self._encoder()  # a one-line error when ctranslate2 or the model is missing
         import ctranslate2  # type: ignore[import-not-found]
 
         x = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32))
-        out = np.asarray(self._encoder().encode(x, to_cpu=True))[0]
+        out = np.asarray(encoder.encode(x, to_cpu=True))[0]
         return np.ascontiguousarray(out[: -(-mel.shape[1] // STRIDE)], np.float32)
 
     def _block(

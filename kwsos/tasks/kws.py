@@ -247,7 +247,10 @@ class SpotterConfig(Config):
         """The default configuration for a ``--features`` choice (:func:`default_features`;
         ``sliding`` also selects the sliding-window detector)."""
         backend = DetectorConfig(name="sliding" if name == "sliding" else "sdtw")
-        return cls(features=default_features(name, **options), backend=backend)
+        features = default_features(name, **options)
+        if name == "whisper-tacos":
+            return cls(features=features, backend=backend, training=whisper_head_training())
+        return cls(features=features, backend=backend)
 
     @classmethod
     def from_v1(cls, d: Mapping[str, Any]) -> SpotterConfig:
@@ -274,6 +277,25 @@ class SpotterConfig(Config):
             out["backend"]["name"] = "sliding"
         return cls.from_dict(out)
 
+
+def whisper_head_training() -> EmbeddingTrainingConfig:
+    """The training settings of the ``whisper-tacos`` head (chosen on the validation splits of
+    KWS-TTS and the demo, within the 30 s enrollment budget; recipes/kws_tts/RESULTS.md)."""
+    from kwsos.embeddings.temporal import DEFAULT_TRAIN
+
+    return EmbeddingTrainingConfig(
+        n_centers=WHISPER_HEAD_CENTERS,
+        train=replace(DEFAULT_TRAIN, max_steps=WHISPER_HEAD_STEPS),
+    )
+
+
+#: Defaults of the whisper-tacos head's training (see :func:`whisper_head_training`).
+WHISPER_HEAD_CENTERS = 4
+WHISPER_HEAD_STEPS = 500
+#: The ``--features`` of a new bank made by ``kwsos enroll`` and of ``kwsos demo``: the best
+#: system on the validation splits of every benchmark (README "Which features"). The library's
+#: ``SpotterConfig()`` keeps HFCC: no training and no encoder model needed.
+DEFAULT_FEATURES = "whisper-tacos"
 
 #: ``--features`` choices: learned (trained on the shots) and hand-crafted.
 LEARNED_FEATURES = ("tacos", "lkw", "sliding", "whisper-tacos")
@@ -493,7 +515,10 @@ class KeywordSpotter:
         also selects the sliding-window detector); templates are re-extracted."""
         cfg = SpotterConfig.for_features(name, **options)
         backend = replace(self.config.backend, name=cfg.backend.name)
-        self.config = replace(self.config, features=cfg.features, backend=backend)
+        changes: dict[str, Any] = {"features": cfg.features, "backend": backend}
+        if type(cfg.features) is not type(self.config.features):
+            changes["training"] = cfg.training  # another family: its own training defaults
+        self.config = replace(self.config, **changes)
         return self._drop_templates()
 
     def set_extractor(self, extractor: FeatureExtractor) -> KeywordSpotter:
