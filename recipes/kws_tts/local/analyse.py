@@ -38,9 +38,11 @@ def main() -> None:
             print(f"  [{s.name}] analysed already")
             continue
         res = analyse_system(data, out)
-        print(f"  [{s.name}] test cost separation AUC {100 * res['auc']:.1f} %, "
-              f"{100 * res['target_below_threshold']:.0f} % of occurrences below the threshold, "
-              f"{res['impostors_below_threshold']} impostor minima below it")
+        print(
+            f"  [{s.name}] test cost separation AUC {100 * res['auc']:.1f} %, "
+            f"{100 * res['target_below_threshold']:.0f} % of occurrences below the threshold, "
+            f"{res['impostors_below_threshold']} impostor minima below it"
+        )
 
 
 if __name__ == "__main__":

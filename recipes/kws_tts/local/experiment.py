@@ -66,7 +66,7 @@ class KwsSystem:
     name
         Identifier (folder name under the experiment directory).
     features
-        ``hfcc``, ``mfcc``, ``tacos``, ``lkw`` or ``sliding``
+        ``hfcc``, ``mfcc``, ``tacos``, ``lkw``, ``sliding``, ``whisper`` or ``whisper-tacos``
         (``kwsos.tasks.kws.SpotterConfig.for_features``).
     reversed_segments
         Learned features: train with a time-reversed class per keyword (Diss. 6.3.5).
@@ -102,6 +102,8 @@ SYSTEMS: dict[str, KwsSystem] = {
         KwsSystem("tacos_norev", "tacos", False),
         KwsSystem("sliding", "sliding", True),
         KwsSystem("sliding_norev", "sliding", False),
+        KwsSystem("whisper", "whisper", reversed_segments=False),
+        KwsSystem("whisper_tacos", "whisper-tacos", True),
     ]
 }
 
@@ -111,6 +113,8 @@ LABELS = {
     "lkw": "L_kw (2D AdaCos) + DTW",
     "tacos": "TACos + DTW",
     "sliding": "sliding window (AdaCos)",
+    "whisper": "Whisper encoder frames + DTW",
+    "whisper-tacos": "Whisper encoder + TACos head + DTW",
 }
 
 

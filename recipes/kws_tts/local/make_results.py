@@ -1,6 +1,6 @@
 """Stage 2 of the KWS recipes: collect ``<exp>/<system>/result.json`` into a Table-31 RESULTS.md.
 
-    python local/make_results.py --exp exp/kws_tts --conf conf/kws_tts.json --output exp/kws_tts/RESULTS.md
+python local/make_results.py --exp exp/kws_tts --conf conf/kws_tts.json --output exp/kws_tts/RESULTS.md
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def main() -> None:
         if path.is_file():
             results.append(json.loads(path.read_text()))
             if (args.exp / s.name / "analysis.json").is_file():
-                results[-1]["analysis"] = json.loads((args.exp / s.name / "analysis.json").read_text())
+                results[-1]["analysis"] = json.loads(
+                    (args.exp / s.name / "analysis.json").read_text()
+                )
         else:
             missing.append(s.name)
     if not results:
@@ -55,21 +57,29 @@ def main() -> None:
     ]
     if missing:
         lines.append(f"Not run: {', '.join(missing)}\n")
-    lines.append("Cost AUC: probability that a keyword occurrence matches its keyword better than "
-                 "an impostor local minimum of the cost curve does (test split, threshold-free; "
-                 "`recipes/kws_tts/local/experiment.py`, `cost_separation`).\n")
+    lines.append(
+        "Cost AUC: probability that a keyword occurrence matches its keyword better than "
+        "an impostor local minimum of the cost curve does (test split, threshold-free; "
+        "`recipes/kws_tts/local/experiment.py`, `cost_separation`).\n"
+    )
     per_scene = scene_markdown(results)
     if per_scene:
-        lines.append("Test F1 (%) per voice with the global threshold (`analysis.json`, "
-                     "`per_scene`; recall and precision are there too):\n")
+        lines.append(
+            "Test F1 (%) per voice with the global threshold (`analysis.json`, "
+            "`per_scene`; recall and precision are there too):\n"
+        )
         lines.append(per_scene)
-    lines.append("Per system: `timeline.png` (match cost of every keyword over one test file, "
-                 "reference and detections), `keyword_f1.png` (test F1 per keyword) and "
-                 "`separation.png` (cost histograms of occurrences vs impostors):\n")
+    lines.append(
+        "Per system: `timeline.png` (match cost of every keyword over one test file, "
+        "reference and detections), `keyword_f1.png` (test F1 per keyword) and "
+        "`separation.png` (cost histograms of occurrences vs impostors):\n"
+    )
     for r in results:
-        lines.append(f"- `{r['system']}`: [timeline]({rel}/{r['system']}/timeline.png), "
-                     f"[per-keyword F1]({rel}/{r['system']}/keyword_f1.png), "
-                     f"[separation]({rel}/{r['system']}/separation.png) (file {r['plot_file']})")
+        lines.append(
+            f"- `{r['system']}`: [timeline]({rel}/{r['system']}/timeline.png), "
+            f"[per-keyword F1]({rel}/{r['system']}/keyword_f1.png), "
+            f"[separation]({rel}/{r['system']}/separation.png) (file {r['plot_file']})"
+        )
     write_text_atomic(args.output, "\n".join(lines) + "\n")
     print(f"wrote {args.output}")
 

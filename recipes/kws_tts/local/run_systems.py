@@ -34,9 +34,16 @@ def systems_from_conf(conf: dict, only: str = ""):
     for n in names:
         s = table[n]
         if s.features in LEARNED_FEATURES:
-            training = {**conf.get("training", {}), **s.training}
-            train = {**conf.get("training", {}).get("train", {}), **s.training.get("train", {})}
-            options = {**conf.get("learned_feature_options", {}), **s.feature_options}
+            # the log-Mel networks take the conf's "training"; the Whisper head has its own
+            # library defaults and takes "whisper_training" (e.g. only fp32 pinned)
+            key = "whisper_training" if s.features.startswith("whisper") else "training"
+            base = conf.get(key, {})
+            training = {**base, **s.training}
+            train = {**base.get("train", {}), **s.training.get("train", {})}
+            options = (
+                {} if s.features.startswith("whisper") else conf.get("learned_feature_options", {})
+            )
+            options = {**options, **s.feature_options}
             s = KwsSystem.from_dict(
                 {**s.__dict__, "feature_options": options, "training": {**training, "train": train}}
             )
@@ -98,8 +105,20 @@ def main() -> None:
     while todo or running:
         while todo and len(running) < args.jobs:
             s = todo.pop(0)
-            cmd = [sys.executable, __file__, "--data", str(args.data), "--exp", str(args.exp),
-                   "--conf", str(args.conf), "--threads", str(args.threads), "--one", s.name]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--data",
+                str(args.data),
+                "--exp",
+                str(args.exp),
+                "--conf",
+                str(args.conf),
+                "--threads",
+                str(args.threads),
+                "--one",
+                s.name,
+            ]
             print(f"  [{s.name}] start", flush=True)
             running.append((s.name, subprocess.Popen(cmd, env=env), time.perf_counter()))
         time.sleep(0.5)
@@ -110,7 +129,9 @@ def main() -> None:
                 took = time.perf_counter() - t0
                 if proc.returncode:
                     failed.append(name)
-                    print(f"  [{name}] FAILED (exit {proc.returncode}) after {took:.0f} s", flush=True)
+                    print(
+                        f"  [{name}] FAILED (exit {proc.returncode}) after {took:.0f} s", flush=True
+                    )
                 else:
                     print(f"  [{name}] finished in {took:.0f} s", flush=True)
     if failed:
