@@ -15,6 +15,7 @@ A :class:`KeywordSpotter` is saved as a *keyword bank*: a portable directory ::
     shots/kw000_shot0.wav     the enrolled shots, 16 kHz mono float WAV, trimmed
     templates/kw000_shot0.npy their feature sequences (n_frames, dim), float32
     model.pt                  learned features only: the embedding network's weights
+    whisper_head.npz          whisper-tacos only: the head's weights (numpy, read without torch)
 
 Saving builds the whole new bank in a temporary sibling directory and swaps it in with renames,
 so a failing command never leaves a bank half-written. Banks of format ``kwsos-bank/1`` (flat
@@ -550,7 +551,8 @@ class KeywordSpotter:
         ex = self.extractor
         trained_on = ex.training.get("keywords") if ex.training else None  # type: ignore[attr-defined]
         # a network attached without training info (set_extractor) is taken as it is
-        return ex.net is None or (trained_on is not None and trained_on != self._shot_counts())  # type: ignore[attr-defined]
+        has_net = getattr(ex, "has_net", ex.net is not None)  # type: ignore[attr-defined]
+        return not has_net or (trained_on is not None and trained_on != self._shot_counts())
 
     def training_config(self) -> EmbeddingTrainingConfig:
         """The training settings, with the extractor's kind and input normalisation."""
@@ -607,7 +609,10 @@ class KeywordSpotter:
             raise BankError("no keywords enrolled; enroll keywords first")
         cfg = self.training_config()
         ex = self.extractor
-        init = ex.net.state_dict() if (warm_start and ex.net is not None) else None  # type: ignore[attr-defined]
+        if hasattr(ex, "init_state"):  # a head kept as numpy weights (whisper-tacos)
+            init = ex.init_state() if warm_start else None
+        else:
+            init = ex.net.state_dict() if (warm_start and ex.net is not None) else None  # type: ignore[attr-defined]
         shots = {k: self._keywords[k].shots for k in self.keywords}
         if ex.name != "embedding":  # a trainable head on other frames (whisper-tacos)
             from kwsos.embeddings.whisper import train_whisper_head
@@ -1090,7 +1095,9 @@ class KeywordSpotter:
         (out / "templates").mkdir()
         entries = {}
         stale = self.needs_training
-        if self.learned and self.extractor.net is not None:  # type: ignore[attr-defined]
+        if hasattr(self.extractor, "write_net"):  # stored without torch (whisper-tacos)
+            self.extractor.write_net(out)
+        elif self.learned and self.extractor.net is not None:  # type: ignore[attr-defined]
             import torch
 
             torch.save(self.extractor.net.state_dict(), out / MODEL_FILE)  # type: ignore[attr-defined]
@@ -1167,7 +1174,9 @@ class KeywordSpotter:
             else:
                 config = SpotterConfig.from_dict(_field(meta, "config", dict))
             spotter = cls(config)
-            if spotter.learned and (bank_dir / MODEL_FILE).is_file():
+            if hasattr(spotter.extractor, "read_net"):
+                spotter._set_features(spotter.extractor.read_net(bank_dir))
+            elif spotter.learned and (bank_dir / MODEL_FILE).is_file():
                 spotter._set_features(
                     spotter.extractor.with_net(
                         _load_net(bank_dir / MODEL_FILE, spotter.extractor.net_arch)

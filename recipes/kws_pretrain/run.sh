@@ -5,10 +5,12 @@
 #   stage 0: the word corpus (data_prep.make_kws_words; returns at once when cached)
 #   stage 1: encode it with Whisper and pretrain the head with TACos, validated on unseen words
 #            spoken by unseen voices (local/pretrain_whisper_head.py) -> $exp/whisper_head.pt
-#   stage 2: the pretrained head frozen, fine-tuned, and the default (trained on the shots
-#            only) on KWS-TTS and the demo, chosen on validation (local/evaluate_head.py)
+#   stage 2: the pretrained head frozen, fine-tuned, and a head trained on the shots only,
+#            on KWS-TTS and the demo, chosen on validation (local/evaluate_head.py)
+#   stage 3: export: copy the head and its metadata to kwsos/data/ (the bundled head that
+#            whisper-tacos fine-tunes; run only when stage 2 says it wins)
 #
-# Usage: ./run.sh [--stage 0] [--stop_stage 2] [--data DIR] [--exp DIR] [--kws_tts DIR]
+# Usage: ./run.sh [--stage 0] [--stop_stage 2] (stage 3 on request) [--data DIR] [--exp DIR] [--kws_tts DIR]
 #                 [--steps 10000] [--threads 2] [--corpus_opts "--words 2000 ..."]
 set -euo pipefail
 
@@ -50,5 +52,10 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   [ -d "$kws_tts" ] || "$python" -m data_prep.make_kws_tts --out "$kws_tts" --seed 0
   "$python" "$here/local/evaluate_head.py" --head "$exp/whisper_head.pt" --kws-tts "$kws_tts" \
     --out "$exp/evaluation.json"
+fi
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "stage 3: export -> $root/kwsos/data/whisper_head.{pt,json}"
+  cp "$exp/whisper_head.pt" "$root/kwsos/data/whisper_head.pt"
+  cp "$exp/whisper_head.json" "$root/kwsos/data/whisper_head.json"
 fi
 echo "run.sh: stages $stage-$stop_stage done in $(( $(date +%s) - start )) s"

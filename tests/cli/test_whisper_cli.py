@@ -46,7 +46,7 @@ def test_new_bank_defaults_to_whisper_tacos_and_detects(audio_set, tmp_path):
     assert feats["head"]["name"] == "WhisperHead"
     assert meta["config"]["training"]["n_centers"] == 4  # the head's defaults, not log-Mel's
     assert feats["training"]["keywords"] == {a: 3, b: 3}  # trained on both keywords
-    assert (bank / "model.pt").is_file()
+    assert (bank / "whisper_head.npz").is_file()
     r = run("detect", audio_set["recording"], "--bank", bank, "--format", "csv")
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("filename,onset,offset,event_label,cost")

@@ -188,14 +188,14 @@ def test_whisper_tacos_head_streams_exactly(rng):
     torch.manual_seed(0)
     ex = ex.with_net(WhisperHead(dim=16))
     x = _speechlike(rng, 4.7)
-    whole = ex(x)
+    whole = ex(x)  # the numpy head, streamed over the encoder's blocks
     assert whole.shape == (ex.n_frames(len(x)), 16)
     enc = ex.encoder(x)
-    with torch.inference_mode():  # one pass over the whole sequence
+    with torch.inference_mode():  # the torch module, one pass over the whole sequence
         ref = ex.net(torch.from_numpy(enc)[None])[0].numpy()
-    np.testing.assert_allclose(whole, ref, atol=1e-5)
+    np.testing.assert_allclose(whole, ref, atol=1e-4)
     cuts = np.sort(rng.choice(len(x), 5, replace=False))
-    np.testing.assert_allclose(np.concatenate(list(ex.stream(np.split(x, cuts)))), whole, atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate(list(ex.stream(np.split(x, cuts)))), whole)
 
 
 @needs_encoder
@@ -211,13 +211,66 @@ def test_whisper_tacos_enroll_train_save_load(audio_set, tmp_path):
     log = sp.train_features()
     assert log.losses and np.isfinite(log.losses).all()
     assert not sp.needs_training
+    assert sp.extractor.training["init"] == "pretrained"  # started from the bundled head
     sp.set_threshold(2.0)  # everything below the maximal cost: compare the raw candidates
     before = sp.detect(audio_set["recording"])
     sp.save(tmp_path / "bank")
+    assert (tmp_path / "bank" / "whisper_head.npz").is_file()
+    assert not (tmp_path / "bank" / "model.pt").exists()
     loaded = KeywordSpotter.load(tmp_path / "bank")
+    assert loaded.extractor.net is None and loaded.extractor.has_net  # numpy weights only
     assert loaded.learned and not loaded.needs_training
     assert loaded.extractor.head == sp.extractor.head
     after = loaded.detect(audio_set["recording"])
+    # searching a saved whisper-tacos bank never imports torch (~430 MB with the CUDA build)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kwsos.tasks.kws import KeywordSpotter; "
+        f"KeywordSpotter.load({str(tmp_path / 'bank')!r}).detect({str(audio_set['recording'])!r}); "
+        "print('torch' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "False", res.stdout + res.stderr
     assert [(e.label, round(e.onset, 3)) for e in after] == [
         (e.label, round(e.onset, 3)) for e in before
     ]
+
+
+def test_bundled_pretrained_head():
+    import torch
+
+    from kwsos.embeddings.whisper import load_pretrained_head
+    from kwsos.models.whisper_head import WhisperHead
+
+    state, meta = load_pretrained_head()
+    head = WhisperHead(**{k: v for k, v in meta["arch"].items() if k != "name"})
+    head.load_state_dict(state)  # the architecture the library builds
+    assert head.to_dict() == WhisperHead().to_dict()
+    # validated on held-out words x held-out voices, better than the raw encoder frames
+    raw = meta["history"][0]["raw_encoder_auc"]
+    assert meta["best_val_auc"] > raw + 0.1
+    assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_init_option_is_checked():
+    with pytest.raises(KwsosError, match="init"):
+        get_extractor("whisper_tacos", init="imagenet")
+
+
+@needs_encoder
+def test_damaged_head_in_a_bank_is_one_line(audio_set, tmp_path):
+    import numpy as np
+
+    from kwsos.tasks.kws import BankError, KeywordSpotter, SpotterConfig
+
+    sp = KeywordSpotter(SpotterConfig.for_features("whisper-tacos"))
+    sp.set_training(n_centers=1, background_clips=2, train={"max_steps": 2})
+    sp.enroll("alpha", audio_set["shots"]["alpha"])
+    sp.enroll("beta", audio_set["shots"]["beta"])
+    sp.fit()
+    sp.save(tmp_path / "bank")
+    np.savez(tmp_path / "bank" / "whisper_head.npz", **{"net.1.weight": np.zeros((2, 2, 2))})
+    with pytest.raises(BankError, match="whisper_head.npz: weights"):
+        KeywordSpotter.load(tmp_path / "bank")
