@@ -286,7 +286,9 @@ def whisper_head_training() -> EmbeddingTrainingConfig:
 
     return EmbeddingTrainingConfig(
         n_centers=WHISPER_HEAD_CENTERS,
-        train=replace(DEFAULT_TRAIN, max_steps=WHISPER_HEAD_STEPS),
+        # fp32: the head is small, and bf16 (chosen by "auto" on CPUs with AMX units) would
+        # make the trained head, and so the F1, depend on the machine
+        train=replace(DEFAULT_TRAIN, max_steps=WHISPER_HEAD_STEPS, precision="fp32"),
     )
 
 
