@@ -91,16 +91,12 @@ def test_run_systems_bad_dataset_is_one_error_line(tmp_path: Path):
     assert not (tmp_path / "exp").exists()
 
 
-def test_systems_from_conf_merges_learned_options():
+def test_systems_from_conf_merges_learned_options(monkeypatch):
     """The recipe conf's training and learned_feature_options reach the learned systems (a
     system's own values win) and leave HFCC alone; extra systems are looked up by name."""
-    import sys
+    monkeypatch.syspath_prepend(str(RECIPE / "local"))  # run_systems imports experiment lazily
+    from run_systems import systems_from_conf
 
-    sys.path.insert(0, str(RECIPE / "local"))
-    try:
-        from run_systems import systems_from_conf
-    finally:
-        sys.path.remove(str(RECIPE / "local"))
     conf = {
         "systems": ["hfcc", "tacos"],
         "training": {"train": {"max_steps": 7, "precision": "fp32"}},
@@ -118,6 +114,11 @@ def test_systems_from_conf_merges_learned_options():
     # the shipped recipe pins float32 for every learned row of the table
     shipped = json.loads((RECIPE / "conf" / "kws_tts.json").read_text())
     for s in systems_from_conf(shipped):
-        if s.features != "hfcc":
+        if s.features in ("tacos", "lkw", "sliding"):
             assert s.feature_options["precision"] == "fp32"
             assert s.training["train"]["precision"] == "fp32"
+        elif s.features == "whisper-tacos":  # the head's own defaults, fp32 pinned
+            assert s.training["train"] == {"max_minutes": None, "seed": 0, "precision": "fp32"}
+            assert "precision" not in s.feature_options
+        else:
+            assert s.features in ("hfcc", "whisper") and s.training == {}
