@@ -250,7 +250,12 @@ class SpotterConfig(Config):
         backend = DetectorConfig(name="sliding" if name == "sliding" else "sdtw")
         features = default_features(name, **options)
         if name == "whisper-tacos":
-            return cls(features=features, backend=backend, training=whisper_head_training())
+            return cls(
+                features=features,
+                backend=backend,
+                training=whisper_head_training(),
+                decision=DecisionConfig(threshold=WHISPER_HEAD_THRESHOLD),
+            )
         return cls(features=features, backend=backend)
 
     @classmethod
@@ -295,6 +300,10 @@ def whisper_head_training() -> EmbeddingTrainingConfig:
 #: Defaults of the whisper-tacos head's training (see :func:`whisper_head_training`).
 WHISPER_HEAD_CENTERS = 4
 WHISPER_HEAD_STEPS = 500
+#: The untuned threshold of a whisper-tacos bank: about the median of the thresholds tuned on
+#: the validation splits of KWS-TTS (0.295), KWS-TTS with matched voices (0.232) and the demo
+#: (0.373). Tune it on your own recordings (kwsos tune).
+WHISPER_HEAD_THRESHOLD = 0.3
 #: The ``--features`` of a new bank made by ``kwsos enroll`` and of ``kwsos demo``: the best
 #: system on the validation splits of every benchmark (README "Which features"). The library's
 #: ``SpotterConfig()`` keeps HFCC: no training and no encoder model needed.
@@ -520,7 +529,10 @@ class KeywordSpotter:
         backend = replace(self.config.backend, name=cfg.backend.name)
         changes: dict[str, Any] = {"features": cfg.features, "backend": backend}
         if type(cfg.features) is not type(self.config.features):
-            changes["training"] = cfg.training  # another family: its own training defaults
+            # another family: its own training defaults and untuned threshold (costs of other
+            # features are on another scale)
+            changes["training"] = cfg.training
+            changes["decision"] = cfg.decision
         self.config = replace(self.config, **changes)
         return self._drop_templates()
 
