@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--held-out-words", type=int, default=200)
+    ap.add_argument("--init", type=Path, default=None, help="continue from this head (.pt)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -187,6 +188,8 @@ def main() -> None:
 
     seed_everything(args.seed)
     head = WhisperHead(in_dim=x.shape[2], dim=args.dim)
+    if args.init is not None:  # continue a pretraining (the TACos centres start fresh)
+        head.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
     loss = TACos(len(words), n_pos, dim=args.dim, n_centers=1)
 
     def embed_with(net):
