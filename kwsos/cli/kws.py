@@ -328,6 +328,78 @@ def enroll(
     )
 
 
+def enroll_folder(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder with one sub-folder per keyword (its name is the label, _ for a "
+            "space), each holding that keyword's shots (any audio format).",
+            show_default=False,
+        ),
+    ],
+    bank: BankOpt = Path("kwsos_bank"),
+    features: Annotated[Features | None, typer.Option(help=FEATURES_HELP)] = None,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Replace keywords' existing shots instead of adding."),
+    ] = False,
+    whisper_model: WhisperModelOpt = None,
+    epochs: EpochsOpt = None,
+    max_minutes: MinutesOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    background: BackgroundOpt = None,
+) -> None:
+    """Enroll every keyword of FOLDER at once and train the features once.
+
+    The same as one `kwsos enroll --no-train` per sub-folder followed by `kwsos train`, in one
+    process: 15 keywords x 5 shots take ~26 s with the default features on 2 CPU cores.
+
+    Example: kwsos enroll-folder shots/ --bank my_bank   (shots/weather/*.wav, shots/good_morning/*.wav)
+    """
+    from kwsos.audio import AUDIO_SUFFIXES
+    from kwsos.tasks.kws import BANK_FILE, DEFAULT_FEATURES, KeywordSpotter, SpotterConfig
+
+    start = time.perf_counter()
+    if not folder.is_dir():
+        raise KwsosError(f"shots folder not found: {folder}")
+    keywords = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(
+            p for p in sub.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_SUFFIXES
+        )  # fmt: skip
+        if files:
+            keywords[sub.name.replace("_", " ")] = files
+    if not keywords:
+        raise KwsosError(f"no keyword sub-folders with audio files in {folder}")
+    _check_bank_writable(bank)
+    backgrounds = _read_backgrounds(background)
+    with _bank_lock(bank):
+        if (bank / BANK_FILE).is_file():
+            spotter = KeywordSpotter.load(bank)
+        else:
+            spotter = KeywordSpotter(SpotterConfig.for_features(DEFAULT_FEATURES))
+        if features is not None and features.value != spotter.feature_name:
+            spotter.use_features(features.value)
+        if whisper_model is not None:
+            _use_whisper_model(spotter, whisper_model)
+        _apply_training_options(
+            spotter, epochs=epochs, max_minutes=max_minutes, device=device, seed=seed
+        )
+        for keyword, files in keywords.items():
+            spotter.enroll(keyword, files, replace_shots=replace)
+        if spotter.needs_training:
+            info(_train(spotter, backgrounds))
+        spotter.fit()
+        _save_bank(spotter, bank)
+    done(
+        f"enrolled {len(keywords)} keyword(s) from {folder} in {bank} "
+        f"({len(spotter.keywords)} keyword(s), {spotter.feature_name} features, "
+        f"{time.perf_counter() - start:.1f} s)"
+    )
+
+
 def train(
     bank: BankOpt = Path("kwsos_bank"),
     epochs: EpochsOpt = None,
@@ -790,5 +862,5 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (enroll, train, keywords, detect, tune, evaluate, demo):
+    for fn in (enroll, enroll_folder, train, keywords, detect, tune, evaluate, demo):
         app.command()(user_errors(fn))

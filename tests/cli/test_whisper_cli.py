@@ -96,3 +96,22 @@ def test_missing_ctranslate2_is_one_line(audio_set, tmp_path, monkeypatch):
     assert r.exit_code == 2
     assert r.output == "error: whisper features need ctranslate2: pip install 'kwsos[whisper]'\n"
     assert not (tmp_path / "b").exists()
+
+
+def test_enroll_folder_enrolls_every_subfolder_once(audio_set, tmp_path):
+    bank = tmp_path / "bank"
+    shots_dir = audio_set["root"] / "shots"  # alpha/, beta/
+    r = run("enroll-folder", shots_dir, "--bank", bank, "--features", "hfcc")
+    assert r.exit_code == 0, r.output
+    assert "enrolled 2 keyword(s)" in r.stderr and "hfcc features" in r.stderr
+    meta = json.loads((bank / "bank.json").read_text())
+    assert sorted(meta["keywords"]) == ["alpha", "beta"]
+    assert all(len(k["shots"]) == 3 and len(k["templates"]) == 3 for k in meta["keywords"].values())
+    empty = tmp_path / "empty"
+    (empty / "kw").mkdir(parents=True)
+    r = run("enroll-folder", empty, "--bank", tmp_path / "b2")
+    assert (
+        r.exit_code == 2
+        and r.output == f"error: no keyword sub-folders with audio files in {empty}\n"
+    )
+    assert not (tmp_path / "b2").exists()
