@@ -85,6 +85,7 @@ __all__ = [
     "NO_SPEECH",
     "REVERSED_SUFFIX",
     "TrainingSet",
+    "assemble_training_set",
     "build_training_set",
     "input_pad_value",
     "normalize_logmel",
@@ -613,8 +614,6 @@ def build_training_set(
     background's whole log-Mel (:func:`normalize_logmel`); padding frames are
     then the local mean 0 instead of silence (:func:`input_pad_value`).
     """
-    from kwsos.losses import position_labels, uniform_positions
-
     rng = rng or np.random.default_rng(0)
     logmel = LogMel()
     pad = input_pad_value(input_norm)
@@ -634,12 +633,6 @@ def build_training_set(
         ]
         for kw in keywords
     }
-    n_pos = (
-        1 if kind in ("lkw", "sliding") else max(len(s) for segs in per_shot.values() for s in segs)
-    )
-    classes = list(keywords)
-    if reversed_segments:
-        classes += [kw + REVERSED_SUFFIX for kw in keywords]
     bg_segs = [
         training_segments(
             frames(b), segment_frames=segment_frames, hop_frames=segment_frames // 2, pad_value=pad
@@ -647,6 +640,37 @@ def build_training_set(
         for b in backgrounds
         if logmel.n_frames(len(b)) >= 1
     ]
+    return assemble_training_set(
+        per_shot, bg_segs, kind=kind, reversed_segments=reversed_segments, rng=rng
+    )
+
+
+def assemble_training_set(
+    per_shot: Mapping[str, Sequence[np.ndarray]],
+    bg_segs: Sequence[np.ndarray],
+    *,
+    kind: str,
+    reversed_segments: bool,
+    rng: np.random.Generator,
+) -> TrainingSet:
+    """Classes and targets from the segments ``(n_seg, T, F)`` of every shot of every keyword
+    (``per_shot``, keywords in class order) and of the background clips (``bg_segs``; empty:
+    no "no speech" class), whatever the frames are (log-Mel here, Whisper encoder frames in
+    :mod:`kwsos.embeddings.whisper`).
+
+    Relative-position targets for ``tacos`` (one position for ``lkw`` / ``sliding``); with
+    ``reversed_segments`` a time-reversed class per keyword; background segments pooled and
+    subsampled with ``rng`` to the size of the largest keyword class.
+    """
+    from kwsos.losses import position_labels, uniform_positions
+
+    keywords = list(per_shot)
+    n_pos = (
+        1 if kind in ("lkw", "sliding") else max(len(s) for segs in per_shot.values() for s in segs)
+    )
+    classes = list(keywords)
+    if reversed_segments:
+        classes += [kw + REVERSED_SUFFIX for kw in keywords]
     if bg_segs:
         classes.append(NO_SPEECH)
     col = {c: i for i, c in enumerate(classes)}

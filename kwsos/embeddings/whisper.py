@@ -311,8 +311,8 @@ def train_whisper_head(
     import torch
 
     from kwsos.augment import spec_augment
-    from kwsos.embeddings.temporal import NO_SPEECH, REVERSED_SUFFIX
-    from kwsos.losses import TACos, position_labels, uniform_positions
+    from kwsos.embeddings.temporal import assemble_training_set
+    from kwsos.losses import TACos
     from kwsos.models.whisper_head import WhisperHead
     from kwsos.noise import builtin_backgrounds
     from kwsos.training import seed_everything, train
@@ -329,42 +329,18 @@ def train_whisper_head(
         return training_segments(frames, segment_frames=S, hop_frames=step, pad_value=0.0)
 
     per_shot = {kw: [segments(extractor.encode_shot(w), hop) for w in shots[kw]] for kw in keywords}
-    n_pos = 1 if config.kind == "lkw" else max(len(s) for v in per_shot.values() for s in v)
-    classes = list(keywords)
-    if config.reversed_segments:
-        classes += [kw + REVERSED_SUFFIX for kw in keywords]
     bgs: list[np.ndarray] = []
     if config.no_speech:
         bgs = builtin_backgrounds(rng, n_clips=config.background_clips) + list(backgrounds)
     bg_segs = [segments(extractor.encode_shot(b), max(1, S // 2)) for b in bgs]
-    bg_segs = [s for s in bg_segs if len(s)]
-    if bg_segs:
-        classes.append(NO_SPEECH)
-    col = {c: i for i, c in enumerate(classes)}
-    xs, kws, poss = [], [], []
-
-    def add(segs: np.ndarray, cls: str, pos: np.ndarray) -> None:
-        xs.append(segs)
-        kws.append(np.full(len(segs), col[cls]))
-        poss.append(pos)
-
-    for kw in keywords:
-        for segs in per_shot[kw]:
-            pos = position_labels(len(segs), n_pos) if n_pos > 1 else np.ones((len(segs), 1))
-            add(segs, kw, pos)
-            if config.reversed_segments:
-                add(segs[:, ::-1], kw + REVERSED_SUFFIX, uniform_positions(len(segs), n_pos))
-    if bg_segs:
-        pool = np.concatenate(bg_segs)
-        largest = max(sum(len(s) for s in per_shot[kw]) for kw in keywords)
-        if len(pool) > largest:
-            pool = pool[np.sort(rng.choice(len(pool), largest, replace=False))]
-        add(pool, NO_SPEECH, uniform_positions(len(pool), n_pos))
-    x = np.ascontiguousarray(np.concatenate(xs), np.float32)
-    class_ids = np.concatenate(kws)
-    lab_kw = np.zeros((len(class_ids), len(classes)), np.float32)
-    lab_kw[np.arange(len(class_ids)), class_ids] = 1.0
-    lab_pos = np.concatenate(poss).astype(np.float32)
+    ts = assemble_training_set(
+        per_shot,
+        [s for s in bg_segs if len(s)],
+        kind=config.kind,
+        reversed_segments=config.reversed_segments,
+        rng=rng,
+    )
+    x, classes, n_pos = ts.x, ts.classes, ts.n_positions
 
     seed_everything(config.train.seed)
     head = WhisperHead(in_dim=x.shape[2], dim=config.dim)
@@ -389,7 +365,14 @@ def train_whisper_head(
         return spec_augment(xb, g, freq_masks=2, freq_width=48, time_masks=1, time_width=2)
 
     tlog = train(
-        head, loss, x, (lab_kw, lab_pos), class_ids, config.train, augment=augment, hook=hook
+        head,
+        loss,
+        x,
+        (ts.lab_kw, ts.lab_pos),
+        ts.class_ids,
+        config.train,
+        augment=augment,
+        hook=hook,
     )
     head.cpu().eval()
     info = {
