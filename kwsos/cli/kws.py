@@ -204,6 +204,22 @@ def _apply_training_options(
         spotter.set_training(**changes)
 
 
+def _open_bank_for_enroll(bank: Path, features, whisper_model: Path | None):
+    """The bank's spotter (a new one with the default features when there is none yet), switched
+    to ``--features`` / ``--whisper-model`` when given. Call it holding the bank's lock."""
+    from kwsos.tasks.kws import BANK_FILE, DEFAULT_FEATURES, KeywordSpotter, SpotterConfig
+
+    if (bank / BANK_FILE).is_file():
+        spotter = KeywordSpotter.load(bank)
+    else:
+        spotter = KeywordSpotter(SpotterConfig.for_features(DEFAULT_FEATURES))
+    if features is not None and features.value != spotter.feature_name:
+        spotter.use_features(features.value)
+    if whisper_model is not None:
+        _use_whisper_model(spotter, whisper_model)
+    return spotter
+
+
 def _use_whisper_model(spotter, folder: Path) -> None:
     """Point the bank's whisper features at a CTranslate2 model folder (checked now)."""
     from kwsos.features.whisper import find_model
@@ -285,22 +301,13 @@ def enroll(
 
       kwsos enroll banana shots/banana_*.wav --bank my_bank --no-train   (then: kwsos train)
     """
-    from kwsos.tasks.kws import BANK_FILE, DEFAULT_FEATURES, KeywordSpotter, SpotterConfig
-
     start = time.perf_counter()
     for s in shots:
         require_file(s, "shot")
     _check_bank_writable(bank)  # fail before a long training, not after it
     backgrounds = _read_backgrounds(background)
     with _bank_lock(bank):
-        if (bank / BANK_FILE).is_file():
-            spotter = KeywordSpotter.load(bank)
-        else:
-            spotter = KeywordSpotter(SpotterConfig.for_features(DEFAULT_FEATURES))
-        if features is not None and features.value != spotter.feature_name:
-            spotter.use_features(features.value)
-        if whisper_model is not None:
-            _use_whisper_model(spotter, whisper_model)
+        spotter = _open_bank_for_enroll(bank, features, whisper_model)
         if templates is not None and templates.value != spotter.config.backend.templates:
             spotter.set_templates(templates.value)
         if inference is not None:
@@ -358,7 +365,6 @@ def enroll_folder(
     Example: kwsos enroll-folder shots/ --bank my_bank   (shots/weather/*.wav, shots/good_morning/*.wav)
     """
     from kwsos.audio import AUDIO_SUFFIXES
-    from kwsos.tasks.kws import BANK_FILE, DEFAULT_FEATURES, KeywordSpotter, SpotterConfig
 
     start = time.perf_counter()
     if not folder.is_dir():
@@ -376,14 +382,7 @@ def enroll_folder(
     _check_bank_writable(bank)
     backgrounds = _read_backgrounds(background)
     with _bank_lock(bank):
-        if (bank / BANK_FILE).is_file():
-            spotter = KeywordSpotter.load(bank)
-        else:
-            spotter = KeywordSpotter(SpotterConfig.for_features(DEFAULT_FEATURES))
-        if features is not None and features.value != spotter.feature_name:
-            spotter.use_features(features.value)
-        if whisper_model is not None:
-            _use_whisper_model(spotter, whisper_model)
+        spotter = _open_bank_for_enroll(bank, features, whisper_model)
         _apply_training_options(
             spotter, epochs=epochs, max_minutes=max_minutes, device=device, seed=seed
         )
