@@ -960,38 +960,76 @@ def readme_text(manifest: dict[str, Any]) -> str:
 
 def _prepare_out_dir(out_dir: Path, config: GenerationConfig) -> bool:
     """Return True if ``out_dir`` already holds this exact output; otherwise clear what an
-    earlier run left and mark the folder as in progress."""
+    earlier run left and mark the folder as in progress (:func:`prepare_out_dir`)."""
+    return prepare_out_dir(out_dir, config.to_dict(), GENERATOR, (*OWNED_DIRS, *OWNED_FILES))
+
+
+def prepare_out_dir(
+    out_dir: Path, config: dict[str, Any], generator: str, owned: Iterable[str]
+) -> bool:
+    """The output folder of a cached generator (``generator``: its module name, written into
+    its manifest): True if ``out_dir`` already holds the output of exactly ``config`` (its
+    ``.complete.json``); otherwise refuse a non-empty folder this generator did not write,
+    mark the folder as in progress and delete the ``owned`` files and folders of an earlier
+    run. Shared by the speech generators."""
     marker = out_dir / COMPLETE_MARKER
     if marker.is_file():
         try:
-            if json.loads(marker.read_text(encoding="utf-8")) == config.to_dict():
+            if json.loads(marker.read_text(encoding="utf-8")) == config:
                 return True
         except json.JSONDecodeError:
             pass
     if out_dir.exists() and any(out_dir.iterdir()):
-        ours = marker.is_file() or (out_dir / PARTIAL_MARKER).is_file() or _is_ours(out_dir)
+        ours = (
+            marker.is_file() or (out_dir / PARTIAL_MARKER).is_file() or _is_ours(out_dir, generator)
+        )
         if not ours:
+            name = generator.rsplit(".", 1)[-1]
             raise GenerationError(
-                f"make_kws_tts: {out_dir} is not empty and was not written by make_kws_tts; "
+                f"{name}: {out_dir} is not empty and was not written by {name}; "
                 "choose another --out"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / PARTIAL_MARKER).write_text("generation in progress or interrupted\n")
     marker.unlink(missing_ok=True)
-    for name in OWNED_DIRS:
-        shutil.rmtree(out_dir / name, ignore_errors=True)
-    for name in OWNED_FILES:
-        (out_dir / name).unlink(missing_ok=True)
+    for name in owned:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     return False
 
 
-def _is_ours(out_dir: Path) -> bool:
-    """True if ``out_dir/manifest.json`` was written by this generator."""
+def _is_ours(out_dir: Path, generator: str = GENERATOR) -> bool:
+    """True if ``out_dir/manifest.json`` was written by ``generator``."""
     try:
         manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(manifest, dict) and manifest.get("generator") == GENERATOR
+    return isinstance(manifest, dict) and manifest.get("generator") == generator
+
+
+def run_with_progress(generate: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """``generate(**kwargs, hook=...)`` with rich logging and a progress bar fed by its hook
+    (the command-line drivers of the speech generators); returns its manifest."""
+    from rich.logging import RichHandler
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler()])
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("synthesising", total=None)
+
+        def hook(step: str, completed: int | None = None, total: int | None = None) -> None:
+            progress.update(task, description=step, completed=completed, total=total)
+
+        return generate(**kwargs, hook=hook)
 
 
 def _run_jobs(
@@ -1228,34 +1266,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--align", choices=("auto", "yes", "no"), default="auto")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
-
-    from rich.logging import RichHandler
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler()])
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as progress:
-        task = progress.add_task("synthesising", total=None)
-
-        def hook(step: str, completed: int | None = None, total: int | None = None) -> None:
-            progress.update(task, description=step, completed=completed, total=total)
-
-        manifest = make_kws_tts(
-            args.out,
-            seed=args.seed,
-            minutes=args.minutes,
-            n_keywords=args.keywords,
-            noise=args.noise,
-            piper=args.piper,
-            align=args.align,
-            jobs=args.jobs,
-            hook=hook,
-        )
+    manifest = run_with_progress(
+        make_kws_tts,
+        out_dir=args.out,
+        seed=args.seed,
+        minutes=args.minutes,
+        n_keywords=args.keywords,
+        noise=args.noise,
+        piper=args.piper,
+        align=args.align,
+        jobs=args.jobs,
+    )
     print("\n".join(summary_lines(manifest) + [f"written to {args.out}"]))
     sys.stdout.flush()
 

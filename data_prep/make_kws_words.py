@@ -74,14 +74,19 @@ from data_prep.kws_tts_texts import KEYWORDS as KWS_TTS_KEYWORDS
 from data_prep.make_demo import KEYWORDS as DEMO_KEYWORDS
 from data_prep.make_demo import LONG_VOICES, random_style
 from data_prep.make_kws_tts import (
+    COMPLETE_MARKER,
     DEBIAN_NOISES,
     EVAL_VOICES,
+    PARTIAL_MARKER,
     PIPER_VOICE,
+    GenerationError,
     _run_jobs,
     _write_csv,
     _write_text,
     _write_wav,
+    prepare_out_dir,
     room_impulse_response,
+    run_with_progress,
     tile,
 )
 from data_prep.tts import (
@@ -121,8 +126,6 @@ GENERATOR = "data_prep.make_kws_words"
 GENERATOR_VERSION = "1"
 SPLITS = ("train", "val")
 SPLIT_SEED_ID = {"train": 0, "val": 1}
-COMPLETE_MARKER = ".complete.json"
-PARTIAL_MARKER = ".incomplete"
 OWNED = ("audio", "words.csv", "utterances.csv", "manifest.json")
 DEFAULT_SOURCES = Path("data/.deb_cache")
 
@@ -1339,10 +1342,6 @@ def render_utterance(plan: UtterancePlan, out_dir: Path) -> dict[str, Any]:
 # Driver.
 
 
-class GenerationError(SystemExit):
-    """A problem that stops the generator, shown as one line (exit status 1)."""
-
-
 @dataclass
 class GenerationConfig:
     """The arguments that determine the output (the cache key)."""
@@ -1363,35 +1362,7 @@ class GenerationConfig:
 def _prepare_out_dir(out_dir: Path, config: GenerationConfig) -> bool:
     """True if ``out_dir`` already holds this exact output; otherwise clear what an earlier run
     of this generator left (refusing a non-empty folder it did not write)."""
-    marker = out_dir / COMPLETE_MARKER
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text(encoding="utf-8")) == config.to_dict():
-                return True
-        except json.JSONDecodeError:
-            pass
-    if out_dir.exists() and any(out_dir.iterdir()):
-        ours = marker.is_file() or (out_dir / PARTIAL_MARKER).is_file()
-        try:
-            manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
-            ours = ours or manifest.get("generator") == GENERATOR
-        except (OSError, ValueError, AttributeError):
-            pass
-        if not ours:
-            raise GenerationError(
-                f"make_kws_words: {out_dir} is not empty and was not written by make_kws_words; "
-                "choose another --out"
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / PARTIAL_MARKER).write_text("generation in progress or interrupted\n")
-    marker.unlink(missing_ok=True)
-    for name in OWNED:
-        path = out_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    return False
+    return prepare_out_dir(out_dir, config.to_dict(), GENERATOR, OWNED)
 
 
 def make_kws_words(
@@ -1850,33 +1821,17 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(summary, indent=1))
         return
 
-    from rich.logging import RichHandler
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler()])
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as progress:
-        task = progress.add_task("synthesising", total=None)
-
-        def hook(step: str, completed: int | None = None, total: int | None = None) -> None:
-            progress.update(task, description=step, completed=completed, total=total)
-
-        manifest = make_kws_words(
-            args.out,
-            seed=args.seed,
-            n_words=args.words,
-            tokens_per_word=args.tokens_per_word,
-            noise=args.noise,
-            download=args.download,
-            sources_dir=args.sources_dir,
-            jobs=args.jobs,
-            hook=hook,
-        )
+    manifest = run_with_progress(
+        make_kws_words,
+        out_dir=args.out,
+        seed=args.seed,
+        n_words=args.words,
+        tokens_per_word=args.tokens_per_word,
+        noise=args.noise,
+        download=args.download,
+        sources_dir=args.sources_dir,
+        jobs=args.jobs,
+    )
     print("\n".join(summary_lines(manifest) + [f"written to {args.out}"]))
     sys.stdout.flush()
 
