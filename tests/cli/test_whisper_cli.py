@@ -3,7 +3,7 @@
 import json
 import sys
 
-import pytest
+from conftest import needs_whisper_encoder
 from typer.testing import CliRunner
 
 from kwsos.cli import app
@@ -15,22 +15,7 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def _have_encoder() -> bool:
-    try:
-        import ctranslate2  # noqa: F401
-
-        from kwsos.features.whisper import find_model
-
-        find_model()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-needs_encoder = pytest.mark.skipif(not _have_encoder(), reason="Whisper encoder not installed")
-
-
-@needs_encoder
+@needs_whisper_encoder
 def test_new_bank_defaults_to_whisper_tacos_and_detects(audio_set, tmp_path):
     bank = tmp_path / "bank"
     (a, shots_a), (b, shots_b) = audio_set["shots"].items()
@@ -52,7 +37,7 @@ def test_new_bank_defaults_to_whisper_tacos_and_detects(audio_set, tmp_path):
     assert r.stdout.startswith("filename,onset,offset,event_label,cost")
 
 
-@needs_encoder
+@needs_whisper_encoder
 def test_whisper_model_option(audio_set, tmp_path):
     from kwsos.features.whisper import find_model
 

