@@ -44,6 +44,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -352,6 +353,12 @@ def curves(runs, sims_fn) -> dict[str, np.ndarray]:
     return {s: np.mean(v, 0) for s, v in acc.items()}
 
 
+def chosen(curve: dict[str, np.ndarray]) -> dict[str, Any]:
+    """:func:`choose` as the report records it."""
+    thr, wa, per_level, lev_wa = choose(curve)
+    return {"threshold": thr, "wa": wa, "per_level": per_level, "per_level_wa": lev_wa}
+
+
 def choose(curve: dict[str, np.ndarray]) -> tuple[float, float, dict[str, float], float]:
     """Best single threshold (mean over the 9 settings) and the best per openness level."""
     mean = np.mean([curve[s] for s in SETTINGS], 0)
@@ -416,21 +423,11 @@ def score(args: argparse.Namespace) -> None:
                 continue
             name = f"{enc}/{pool}"
             v = {}
-            thr, wa, per_level, lev_wa = choose(curves(val_runs, whisper_fn(real, enc, pool)))
-            v["val_real"] = {
-                "threshold": thr,
-                "wa": wa,
-                "per_level": per_level,
-                "per_level_wa": lev_wa,
-            }
+            v["val_real"] = chosen(curves(val_runs, whisper_fn(real, enc, pool)))
+            thr = v["val_real"]["threshold"]
             if synth:
-                thr_s, wa_s, pl_s, lw_s = choose(curves(synth_runs, whisper_fn(synth, enc, pool)))
-                v["val_synth"] = {
-                    "threshold": thr_s,
-                    "wa": wa_s,
-                    "per_level": pl_s,
-                    "per_level_wa": lw_s,
-                }
+                v["val_synth"] = chosen(curves(synth_runs, whisper_fn(synth, enc, pool)))
+                thr_s = v["val_synth"]["threshold"]
             # test at the threshold chosen on the real validation folds, and at the synthetic one
             recs = evaluate(test_runs, whisper_fn(real, enc, pool), dict.fromkeys(LEVELS, thr))
             v["test_at_val_real"] = float(np.mean([r["wa"] for r in recs]))
