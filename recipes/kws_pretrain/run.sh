@@ -55,7 +55,8 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "stage 3: export -> $root/kwsos/data/whisper_head.{pt,json}"
-  cp "$exp/whisper_head.pt" "$root/kwsos/data/whisper_head.pt"
-  cp "$exp/whisper_head.json" "$root/kwsos/data/whisper_head.json"
+  for f in whisper_head.pt whisper_head.json; do  # copy, then rename: never half-written
+    cp "$exp/$f" "$root/kwsos/data/.$f.tmp" && mv "$root/kwsos/data/.$f.tmp" "$root/kwsos/data/$f"
+  done
 fi
 echo "run.sh: stages $stage-$stop_stage done in $(( $(date +%s) - start )) s"

@@ -33,6 +33,8 @@ def load_head(path: Path):
 
     from kwsos.models.whisper_head import WhisperHead
 
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        raise SystemExit(f"error: no pretrained head {path} (with its .json); run stage 1")
     meta = json.loads(path.with_suffix(".json").read_text())
     arch = {k: v for k, v in meta["arch"].items() if k != "name"}
     head = WhisperHead(**arch)

@@ -34,8 +34,18 @@ FPS = 50  # encoder frames per second
 
 
 def read_words(data: Path) -> list[dict[str, str]]:
-    with open(data / "words.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    need = {"file", "word", "onset", "offset", "split"}
+    try:
+        with open(data / "words.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise SystemExit(f"error: no word corpus at {data} ({exc.strerror}); run stage 0") from None
+    missing = need - set(rows[0] if rows else ())
+    if missing:
+        raise SystemExit(
+            f"error: {data / 'words.csv'}: missing column(s) {', '.join(sorted(missing))}"
+        )
+    return rows
 
 
 def encode_split(data: Path, rows: list[dict[str, str]], split: str, cache: Path, pad_s: float):
@@ -131,14 +141,14 @@ def main() -> None:
 
     from kwsos.augment import spec_augment
     from kwsos.features.segments import training_segments
-    from kwsos.io import write_json_atomic
+    from kwsos.io import atomic_output, write_json_atomic
     from kwsos.losses import TACos, position_labels
     from kwsos.models.whisper_head import WhisperHead
     from kwsos.training import TrainConfig, seed_everything, train
 
     torch.set_num_threads(args.threads)
+    rows = read_words(args.data)  # bad data: one line, nothing created
     args.exp.mkdir(parents=True, exist_ok=True)
-    rows = read_words(args.data)
     t0 = time.perf_counter()
     frames = {
         s: encode_split(args.data, rows, s, args.exp / f"frames_{s}.npz", args.pad_s)
@@ -249,7 +259,8 @@ def main() -> None:
         )
         if auc > best[0]:
             best = (auc, {k: v.detach().clone() for k, v in head.state_dict().items()}, done)
-    torch.save(best[1], args.exp / "whisper_head.pt")
+    with atomic_output(args.exp / "whisper_head.pt") as tmp:
+        torch.save(best[1], tmp)
     meta = {
         "arch": head.to_dict(),
         "segment_frames": S,
