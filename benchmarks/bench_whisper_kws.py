@@ -8,7 +8,8 @@
 1. Enrollment of 15 keywords x 5 shots (KWS-TTS's enrollment shots), timed in a fresh process
    that runs ``kwsos enroll`` once per keyword with ``--no-train`` and ``kwsos train`` once
    (the way the README tells users to enroll many keywords), for whisper-tacos and HFCC side
-   by side; the whisper-tacos bank is kept for step 2.
+   by side; the whisper-tacos bank is kept for step 2. Then the same shots with one
+   ``kwsos enroll-folder`` (one process, one training).
 2. ``kwsos detect`` of the 10-minute and the 1-hour recording with that bank, each in a fresh
    process: wall time, real-time factor and peak RSS (``ru_maxrss`` of the child), as in
    benchmark (b) (``bench_detect_long.py``). A first untimed run warms numba's cache.
@@ -85,6 +86,16 @@ def main() -> None:
             n_kw = len([p for p in args.shots.iterdir() if p.is_dir()])
             print(f"| {features} | {n_kw} x 5 | {sorted(runs)[len(runs) // 2]:.1f} |")
             banks[features] = bank
+        one = Path(tmp) / "enroll_folder"
+        start = time.perf_counter()
+        subprocess.run(
+            [*KWSOS, "enroll-folder", str(args.shots), "--bank", str(one)],
+            check=True,
+            capture_output=True,
+        )
+        print(
+            f"| whisper-tacos, one `kwsos enroll-folder` | {n_kw} x 5 | {time.perf_counter() - start:.1f} |"
+        )
         bank, out = banks["whisper-tacos"], Path(tmp) / "det.csv"
         subprocess.run(
             [*KWSOS, "detect", str(files[0]), "--bank", str(bank), "-f", "csv", "-o", str(out)],
