@@ -282,24 +282,229 @@ def _sdtw_block_serial(
         )  # fmt: skip
 
 
+# The fused kernels below never hold a whole cost matrix: per template and tile of recording
+# columns they compute the similarities with one small BLAS product and consume them while they
+# are in cache. Their ring keeps, instead of L and S, M = L + 1 as float64 (the comparison needs
+# L + 1 as a float anyway: three conversions and two additions fewer per cell) and S as int32
+# relative to the tile (exact: a path spans at most a few hundred columns). Unreachable cells
+# are only marked by D = inf: M stays >= 1 so that inf * M is inf, never nan, and an infinite
+# candidate never beats a finite one; L = 0 and S = -1 are written where results and the carried
+# state leave the kernel. On finite values every comparison is the one of the cost-matrix kernel
+# above, so the results are identical (tested).
+@njit(cache=True, error_model="numpy", inline="always")
+def _frow2(sim, one, cd, cm, cs, p0d, p0m, p0s, p1d, p1m, p1s):
+    for j in range(cd.shape[0]):
+        cj = np.float64(one - sim[j])
+        bd = p0d[j] + cj
+        bm = p0m[j]
+        bs = p0s[j]
+        d1 = p1d[j] + cj
+        m1 = p1m[j]
+        s1 = p1s[j]
+        t = d1 * bm < bd * m1
+        cd[j] = d1 if t else bd
+        cm[j] = (m1 if t else bm) + 1.0
+        cs[j] = s1 if t else bs
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _frow3(sim, one, cd, cm, cs, p0d, p0m, p0s, p1d, p1m, p1s, p2d, p2m, p2s):
+    # all loads before the selects (a load under a select stops LLVM from vectorising)
+    for j in range(cd.shape[0]):
+        cj = np.float64(one - sim[j])
+        bd = p0d[j] + cj
+        bm = p0m[j]
+        bs = p0s[j]
+        d1 = p1d[j] + cj
+        m1 = p1m[j]
+        s1 = p1s[j]
+        d2 = p2d[j] + cj
+        m2 = p2m[j]
+        s2 = p2s[j]
+        t = d1 * bm < bd * m1
+        bd = d1 if t else bd
+        bm = m1 if t else bm
+        bs = s1 if t else bs
+        t = d2 * bm < bd * m2
+        cd[j] = d2 if t else bd
+        cm[j] = (m2 if t else bm) + 1.0
+        cs[j] = s2 if t else bs
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _fused_diagonal(
+    templates, r0, m, tiles, nb, state_d, state_l, state_s, col0,
+    out_norm, out_start, out_acc, out_len, k,
+):  # fmt: skip
+    """Template ``k`` with the single step (1, 1): every path is a diagonal, so the recursion is
+    ``D[i, j] = D[i-1, j-1] + C[i, j]`` (the same additions in the same order as the general
+    kernel), ``L = i + 1`` and ``S = j - i`` wherever ``D`` is finite; only ``D`` is carried."""
+    tpl = np.ascontiguousarray(templates[r0 : r0 + m])
+    width = tiles.shape[2]
+    ring = np.empty((2, width + 1), dtype=np.float64)  # column 0: the carried column
+    one = np.float32(1.0)
+    cur = ring[0]
+    for q in range(tiles.shape[0]):
+        a = q * width
+        w = min(width, nb - a)
+        sim = np.dot(tpl, tiles[q])
+        cur = ring[0]
+        for j in range(w):
+            cur[1 + j] = np.float64(one - sim[0, j])
+        cur[0] = state_d[r0, 0]
+        state_d[r0, 0] = cur[w]
+        for i in range(1, m):
+            prv = cur
+            cur = ring[i & 1]
+            cur[0] = state_d[r0 + i, 0]
+            srow = sim[i]
+            for j in range(w):
+                cur[1 + j] = prv[j] + np.float64(one - srow[j])
+            state_d[r0 + i, 0] = cur[w]
+        for j in range(w):
+            acc = cur[1 + j]
+            out_acc[k, a + j] = acc
+            if acc < np.inf:
+                out_len[k, a + j] = m
+                out_start[k, a + j] = col0 + a + j - (m - 1)
+                out_norm[k, a + j] = acc / m
+            else:
+                out_len[k, a + j] = 0
+                out_start[k, a + j] = -1
+                out_norm[k, a + j] = np.inf
+    last = col0 + nb - 1
+    for i in range(m):
+        ok = state_d[r0 + i, 0] < np.inf
+        state_l[r0 + i, 0] = i + 1 if ok else 0
+        state_s[r0 + i, 0] = last - i if ok else -1
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _fused_general(
+    templates, r0, m, tiles, nb, steps_di, steps_dj, n_ring, state_d, state_l, state_s, col0,
+    out_norm, out_start, out_acc, out_len, k,
+):  # fmt: skip
+    """Template ``k`` with any steps over one block given as column tiles (see the comment
+    above for the ring). The DP state carries from tile to tile exactly as from block to block,
+    so the result is that of one pass over the whole cost matrix."""
+    tpl = np.ascontiguousarray(templates[r0 : r0 + m])
+    width = tiles.shape[2]
+    n_prev = state_d.shape[1]
+    n_steps = steps_di.shape[0]
+    span = n_prev + width
+    ring_d = np.empty((n_ring, span), dtype=np.float64)
+    ring_m = np.empty((n_ring, span), dtype=np.float64)
+    ring_s = np.empty((n_ring, span), dtype=np.int32)
+    one = np.float32(1.0)
+    prow = np.empty(n_steps, dtype=np.int64)
+    pcol = np.empty(n_steps, dtype=np.int64)
+    last = (m - 1) % n_ring
+    for q in range(tiles.shape[0]):
+        a = q * width
+        w = min(width, nb - a)
+        c0 = col0 + a  # global column of the tile's first column
+        sim = np.dot(tpl, tiles[q])
+        ri = n_ring - 1
+        for i in range(m):
+            ri = ri + 1 if ri + 1 < n_ring else 0
+            for p in range(n_prev):
+                ring_d[ri, p] = state_d[r0 + i, p]
+                ring_m[ri, p] = state_l[r0 + i, p] + 1.0
+                s = state_s[r0 + i, p]
+                ring_s[ri, p] = s - c0 if s >= 0 else 0
+            cd = ring_d[ri, n_prev : n_prev + w]
+            cm = ring_m[ri, n_prev : n_prev + w]
+            cs = ring_s[ri, n_prev : n_prev + w]
+            srow = sim[i, :w]
+            n_valid = 0
+            for s in range(n_steps):
+                if steps_di[s] <= i:
+                    r = ri - steps_di[s]
+                    prow[n_valid] = r + n_ring if r < 0 else r
+                    pcol[n_valid] = n_prev - steps_dj[s]
+                    n_valid += 1
+            if i == 0:
+                for j in range(w):
+                    cd[j] = np.float64(one - srow[j])
+                    cm[j] = 2.0
+                    cs[j] = j
+            elif n_valid == 0:
+                cd[:] = np.inf
+                cm[:] = 1.0
+                cs[:] = 0
+            elif n_valid == 1:
+                a0, b0 = prow[0], pcol[0]
+                for j in range(w):
+                    cd[j] = ring_d[a0, b0 + j] + np.float64(one - srow[j])
+                    cm[j] = ring_m[a0, b0 + j] + 1.0
+                    cs[j] = ring_s[a0, b0 + j]
+            elif n_valid == 2:
+                a0, b0, a1, b1 = prow[0], pcol[0], prow[1], pcol[1]
+                _frow2(
+                    srow, one, cd, cm, cs,
+                    ring_d[a0, b0 : b0 + w], ring_m[a0, b0 : b0 + w], ring_s[a0, b0 : b0 + w],
+                    ring_d[a1, b1 : b1 + w], ring_m[a1, b1 : b1 + w], ring_s[a1, b1 : b1 + w],
+                )  # fmt: skip
+            elif n_valid == 3:
+                a0, b0, a1, b1, a2, b2 = prow[0], pcol[0], prow[1], pcol[1], prow[2], pcol[2]
+                _frow3(
+                    srow, one, cd, cm, cs,
+                    ring_d[a0, b0 : b0 + w], ring_m[a0, b0 : b0 + w], ring_s[a0, b0 : b0 + w],
+                    ring_d[a1, b1 : b1 + w], ring_m[a1, b1 : b1 + w], ring_s[a1, b1 : b1 + w],
+                    ring_d[a2, b2 : b2 + w], ring_m[a2, b2 : b2 + w], ring_s[a2, b2 : b2 + w],
+                )  # fmt: skip
+            else:
+                for j in range(w):
+                    cj = np.float64(one - srow[j])
+                    bd = ring_d[prow[0], pcol[0] + j] + cj
+                    bm = ring_m[prow[0], pcol[0] + j]
+                    bs = ring_s[prow[0], pcol[0] + j]
+                    for s in range(1, n_valid):
+                        d = ring_d[prow[s], pcol[s] + j] + cj
+                        mm = ring_m[prow[s], pcol[s] + j]
+                        t = d * bm < bd * mm
+                        bd = d if t else bd
+                        bm = mm if t else bm
+                        bs = ring_s[prow[s], pcol[s] + j] if t else bs
+                    cd[j] = bd
+                    cm[j] = bm + 1.0
+                    cs[j] = bs
+            for p in range(n_prev):
+                d = ring_d[ri, w + p]
+                ok = d < np.inf
+                state_d[r0 + i, p] = d
+                state_l[r0 + i, p] = np.int64(ring_m[ri, w + p]) - 1 if ok else 0
+                state_s[r0 + i, p] = ring_s[ri, w + p] + c0 if ok else -1
+        for j in range(w):
+            acc = ring_d[last, n_prev + j]
+            out_acc[k, a + j] = acc
+            if acc < np.inf:
+                length = np.int64(ring_m[last, n_prev + j]) - 1
+                out_len[k, a + j] = length
+                out_start[k, a + j] = ring_s[last, n_prev + j] + c0
+                out_norm[k, a + j] = acc / length
+            else:
+                out_len[k, a + j] = 0
+                out_start[k, a + j] = -1
+                out_norm[k, a + j] = np.inf
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def _sdtw_fused_one(
     templates, r0, m, tiles, nb, steps_di, steps_dj, n_ring, state_d, state_l, state_s, col0,
     out_norm, out_start, out_acc, out_len, k,
 ):  # fmt: skip
-    """Template ``k`` over a block given as column tiles: the similarity of the template's
-    rows with one tile (a small BLAS product, ``m x tile`` floats) is computed and consumed by
-    the accumulation while it is in cache; the DP state carries from tile to tile exactly as
-    from block to block, so the result is that of one pass over the whole cost matrix."""
-    tpl = np.ascontiguousarray(templates[r0 : r0 + m])
-    width = tiles.shape[2]
-    for q in range(tiles.shape[0]):
-        a = q * width
-        w = min(width, nb - a)
-        sim = np.dot(tpl, tiles[q])
-        _sdtw_one_template(
-            sim[:, :w], 0, r0, m, steps_di, steps_dj, n_ring, state_d, state_l, state_s,
-            col0 + a, True, out_norm, out_start, out_acc, out_len, k, a,
+    """Template ``k`` over one block of column tiles: the diagonal-only kernel for the single
+    step (1, 1), the general one otherwise."""
+    if steps_di.shape[0] == 1 and steps_di[0] == 1 and steps_dj[0] == 1:
+        _fused_diagonal(
+            templates, r0, m, tiles, nb, state_d, state_l, state_s, col0,
+            out_norm, out_start, out_acc, out_len, k,
+        )  # fmt: skip
+    else:
+        _fused_general(
+            templates, r0, m, tiles, nb, steps_di, steps_dj, n_ring, state_d, state_l, state_s,
+            col0, out_norm, out_start, out_acc, out_len, k,
         )  # fmt: skip
 
 

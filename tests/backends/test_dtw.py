@@ -482,12 +482,14 @@ def test_postprocess_per_keyword_thresholds(rng):
         det.postprocess(cand, np.array([0.3, 0.4, 0.5]))
 
 
-@pytest.mark.parametrize("steps", STEP_SETS)
+@pytest.mark.parametrize("steps", [*STEP_SETS, ((2, 1),), ((1, 2),), ((1, 2), (2, 1))])
 @pytest.mark.parametrize("tile", [1, 7, 256])
 @pytest.mark.parametrize("parallel", [False, True])
 def test_fused_kernel_equals_the_cost_matrix_kernel(rng, steps, tile, parallel):
     """The fused kernel (similarities per tile, never the whole matrix) gives the results of
-    the kernel that takes the whole float32 similarity matrix, carried state included."""
+    the kernel that takes the whole float32 similarity matrix, carried state included: the
+    diagonal-only kernel for ((1, 1),), rows that no path reaches (e.g. odd rows with only
+    (2, 1)) and the generic loop for more than three steps included."""
     from kwsos.backends.dtw import _check_steps, _l2_normalise, _sdtw_block, _sdtw_fused
 
     lens = rng.integers(1, 12, size=5)
