@@ -202,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     say("load average at end (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     say()
     say(f"speed ratio tslearn / kwsos (steps ((1,1),), {n_threads} threads): {ratio:.1f}x")
+    ratio_default = t_tslearn / results["kwsos default steps ((1,1),(1,2),(2,1))"]
+    say(
+        f"speed ratio tslearn / kwsos (default steps ((1,1),(1,2),(2,1)), {n_threads} threads): "
+        f"{ratio_default:.1f}x"
+    )
 
     if args.results is not None:
         env = [
