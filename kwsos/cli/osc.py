@@ -285,26 +285,22 @@ def classify(
     if output is not None:
         check_output_path(output, inputs=[*paths, model], what="output file")
     clf = OpenSetClassifier.load(model)
-    rows: list[dict[str, Any]] = []
-    chunk = 64
+    # one call for all clips: the library reads the next batch while it embeds one
     with progress_hook("classifying") as hook:
-        for i in range(0, len(paths), chunk):
-            part = paths[i : i + chunk]
-            res = clf.predict_details([str(p) for p in part], threshold=threshold)
-            for j, p in enumerate(part):
-                rows.append(
-                    {
-                        "file": str(p),
-                        "label": str(res.labels[j]),
-                        "top_class": str(res.top_class[j]),
-                        "score": float(res.decision_scores[j]),
-                        "similarities": {
-                            c: round(float(s), 6)
-                            for c, s in zip(clf.classes_, res.similarities[j], strict=True)
-                        },
-                    }
-                )
-            hook("classify", completed=i + len(part), total=len(paths))
+        res = clf.predict_details([str(p) for p in paths], threshold=threshold, hook=hook)
+    rows = [
+        {
+            "file": str(p),
+            "label": str(res.labels[j]),
+            "top_class": str(res.top_class[j]),
+            "score": float(res.decision_scores[j]),
+            "similarities": {
+                c: round(float(s), 6)
+                for c, s in zip(clf.classes_, res.similarities[j], strict=True)
+            },
+        }
+        for j, p in enumerate(paths)
+    ]
     _print_rows(rows, fmt, output, clf.threshold_ if threshold is None else threshold)
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from kwsos import __version__
 from kwsos.audio import SAMPLE_RATE, load_clip
 from kwsos.config import Config
 from kwsos.errors import KwsosError
-from kwsos.hooks import Hook, subtask_hook
+from kwsos.hooks import Hook, call_hook, subtask_hook
 from kwsos.io import atomic_output
 
 __all__ = [
@@ -274,21 +275,41 @@ class ClipFrontend:
         """``(n, n_frames, n_mels)`` log-Mel of ``clips``; ``jobs`` clips are read and
         featurised at once by threads (:func:`kwsos.parallel.ordered_map`; default: cores, at
         most 4), the result is the same for any ``jobs``."""
+        from kwsos.parallel import single_threaded_blas
+
+        with single_threaded_blas():
+            out = list(self.iter_features(clips, what=what, jobs=jobs))
+        if not out:
+            raise KwsosError(f"no {what}s given")
+        return np.stack(out)
+
+    def iter_features(
+        self,
+        clips: Sequence[Clip],
+        *,
+        what: str = "clip",
+        jobs: int | None = None,
+        window: int | None = None,
+    ) -> Iterator[np.ndarray]:
+        """The float32 log-Mel ``(n_frames, n_mels)`` of every clip, in order: ``jobs`` threads
+        read and featurise up to ``window`` clips ahead of the consumer
+        (:func:`kwsos.parallel.ordered_map`), so that a consumer that embeds a batch finds the
+        next one ready. Run it inside :func:`kwsos.parallel.single_threaded_blas`, as
+        :meth:`__call__` does: the Mel filterbank product of a clip is rounded differently by
+        a multi-threaded BLAS, and on a shared machine its threads wait for busy cores."""
         from kwsos.parallel import ordered_map
 
         if isinstance(clips, str | Path) or (isinstance(clips, np.ndarray) and clips.ndim == 1):
             raise KwsosError(f"expected a list of {what}s, got a single {what}")
-        extractor = self.logmel
+        extractor = self.logmel  # one extractor (and Mel filterbank) for all clips
 
         def one(item: tuple[int, Clip]) -> np.ndarray:
             i, clip = item
             label = str(clip) if isinstance(clip, str | Path) else f"{what} {i}"
-            return extractor(self.wave(clip, label))
+            return extractor(self.wave(clip, label)).astype(np.float32, copy=False)
 
-        out = list(ordered_map(one, list(enumerate(clips)), jobs=jobs if len(clips) > 1 else 1))
-        if not out:
-            raise KwsosError(f"no {what}s given")
-        return np.stack(out).astype(np.float32)
+        items = list(enumerate(clips))
+        yield from ordered_map(one, items, jobs=jobs if len(items) > 1 else 1, window=window)
 
     def check(self, x: np.ndarray, name: str) -> np.ndarray:
         """``x`` as float32 after checking it has the shape ``(n, n_frames, n_mels)``."""
@@ -398,6 +419,28 @@ def _new_model(frontend: ClipFrontendConfig, model: ClipModelConfig) -> Any:
 
 
 # ---------------------------------------------------------------------- embedder
+@contextmanager
+def _network_threads(feature_jobs: int) -> Iterator[None]:
+    """Torch's threads while ``feature_jobs`` threads featurise the next clips: the cores that
+    are neither busy (:func:`kwsos.training.auto_threads`) nor featurising, at least one.
+
+    Oversubscribed cores are costly for torch's OpenMP kernels, which wait for their slowest
+    thread: with one of the 2 development cores busy with another process, the default OSC
+    model's two networks took 7.7 ms per clip on 2 threads and 2.3 ms on 1
+    (``benchmarks/RESULTS.md``, (k)).
+    """
+    import torch
+
+    from kwsos.training import auto_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, auto_threads() - feature_jobs))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class ClipEmbedder:
     """Trains the network(s) of a :class:`ClipModelConfig` on labelled log-Mel clips and maps
     clips to L2-normalised embeddings.
@@ -509,10 +552,51 @@ class ClipEmbedder:
             return np.zeros((0, self.dim), np.float32)
         return np.concatenate(out).astype(np.float32)
 
-    def transform(self, clips: Sequence[Clip], *, what: str = "clip") -> np.ndarray:
-        """L2-normalised embeddings ``(n, dim)`` of clips (files or 16 kHz arrays)."""
+    def transform(
+        self,
+        clips: Sequence[Clip],
+        *,
+        what: str = "clip",
+        jobs: int | None = None,
+        hook: Hook | None = None,
+    ) -> np.ndarray:
+        """L2-normalised embeddings ``(n, dim)`` of clips (files or 16 kHz arrays).
+
+        The same as ``embed_features(frontend(clips))`` (the same batches), in less time and
+        memory: the clips go through the networks in batches of 64, and while the networks
+        embed one batch, ``jobs`` threads (default: cores, at most 4) read and featurise the
+        next (:meth:`ClipFrontend.iter_features`). Meanwhile torch runs on the cores those
+        threads leave, at least one (:func:`_network_threads`), and BLAS on one thread.
+        ``hook("embed", completed=, total=)`` is called after every batch.
+        """
+        from contextlib import closing
+
+        from kwsos.parallel import default_jobs, single_threaded_blas
+
         self._check_fitted()
-        return self.embed_features(self.frontend(clips, what=what))
+        n_jobs = default_jobs() if jobs is None else int(jobs)
+        total = len(clips)
+        out: list[np.ndarray] = []
+        batch: list[np.ndarray] = []
+
+        def flush() -> None:
+            out.append(self.embed_features(np.stack(batch)))
+            batch.clear()
+            call_hook(hook, "embed", completed=sum(map(len, out)), total=total)
+
+        feats = self.frontend.iter_features(
+            clips, what=what, jobs=n_jobs, window=_EMBED_BATCH + 2 * n_jobs
+        )
+        with single_threaded_blas(), _network_threads(n_jobs), closing(feats):
+            for x in feats:
+                batch.append(x)
+                if len(batch) == _EMBED_BATCH:
+                    flush()
+            if batch:
+                flush()
+        if not out:
+            raise KwsosError(f"no {what}s given")
+        return np.concatenate(out)
 
     def state(self) -> list[dict[str, Any]]:
         """The networks as ``[{"model": architecture, "state_dict": tensors}, ...]``."""

@@ -457,10 +457,13 @@ class OpenSetClassifier:
         self._check_fitted()
         return self.embedder_.embed_features(x)
 
-    def transform(self, clips: Sequence[Clip]) -> np.ndarray:
-        """L2-normalised clip embeddings ``(n, dim)``."""
+    def transform(self, clips: Sequence[Clip], *, hook: Hook | None = None) -> np.ndarray:
+        """L2-normalised clip embeddings ``(n, dim)``: :meth:`embed_features` of
+        :meth:`features`, with the clips read and featurised while the networks embed the
+        previous batch (:meth:`kwsos.embeddings.clip.ClipEmbedder.transform`; ``hook("embed",
+        completed=, total=)`` after every batch)."""
         self._check_fitted()
-        return self.embed_features(self.features(clips))
+        return self.embedder_.transform(clips, hook=hook)
 
     def _class_similarities(self, emb: np.ndarray) -> np.ndarray:
         """Max cosine similarity to each training class's shots, ``(n, n_known + n_unknown)``."""
@@ -490,10 +493,16 @@ class OpenSetClassifier:
         return OpenSetPrediction(labels, top, scores, known_sims, unknown_sim, decision)
 
     def predict_details(
-        self, clips: Sequence[Clip], *, threshold: float | None = None
+        self,
+        clips: Sequence[Clip],
+        *,
+        threshold: float | None = None,
+        hook: Hook | None = None,
     ) -> OpenSetPrediction:
-        """Labels, closed-set classes and scores of ``clips`` from one pass of the network."""
-        return self.decide(self.transform(clips), threshold=threshold)
+        """Labels, closed-set classes and scores of ``clips`` from one pass of the network
+        (:meth:`transform`; give all clips at once: they are read and embedded in batches,
+        with progress reported to ``hook``)."""
+        return self.decide(self.transform(clips, hook=hook), threshold=threshold)
 
     def class_similarities(self, clips: Sequence[Clip]) -> np.ndarray:
         """Similarity to every known class, ``(n, n_classes)``: higher = more like that class.

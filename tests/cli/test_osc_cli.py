@@ -200,3 +200,23 @@ def test_loose_unknown_files_are_one_class_each(data: dict, tmp_path: Path):
     assert r.exit_code == 0, r.output
     clf = OpenSetClassifier.load(model)
     assert clf.unknown_classes_ == ["noise", "warble_0 (unknown)", "warble_1 (unknown)"]
+
+
+def test_classify_many_files_as_one_at_a_time(data: dict, tmp_path: Path, monkeypatch):
+    """One classify of many files (batched, read ahead by threads) prints what one classify per
+    file prints."""
+    import kwsos.embeddings.clip as clip_module
+
+    monkeypatch.setattr(clip_module, "_EMBED_BATCH", 3)  # 7 clips: batches of 3, 3 and 1
+    model = tmp_path / "alarms.osc"
+    assert run("osc", "fit", data["shots"], "--model", model, "--seed", "1").exit_code == 0
+    files = data["tests"] + write_clips(tmp_path / "more", "fast_beeps", 3, 40)
+    r = run("osc", "classify", *files, "--model", model, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["filename"] for row in rows] == [str(f) for f in files]
+    for f, row in zip(files, rows, strict=True):
+        r = run("osc", "classify", f, "--model", model, "--format", "csv")
+        (one,) = csv.DictReader(io.StringIO(r.stdout))
+        assert (one["label"], one["top_class"]) == (row["label"], row["top_class"])
+        assert float(one["score"]) == pytest.approx(float(row["score"]), abs=1e-5)

@@ -289,3 +289,45 @@ def test_from_references_decides_like_the_fitted_classifier(fitted: OpenSetClass
     want, got = fitted.decide(emb), bare.decide(emb)
     np.testing.assert_array_equal(got.labels, want.labels)
     np.testing.assert_allclose(got.decision_scores, want.decision_scores)
+
+
+def test_batched_classification_equals_one_clip_at_a_time(
+    fitted: OpenSetClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Many clips in one call (read by threads while the previous batch is embedded) decide as
+    one clip per call, and embed exactly as the unpipelined features -> embed_features path."""
+    import kwsos.embeddings.clip as clip_module
+
+    monkeypatch.setattr(clip_module, "_EMBED_BATCH", 4)  # 10 clips: batches of 4, 4 and 2
+    rng = np.random.default_rng(71)
+    items: list[Path | np.ndarray] = []
+    for i, kind in enumerate([*KNOWN, "noise"] * 3):
+        x = alarm(kind, rng)
+        if i % 3 == 2:
+            items.append(x)  # waveforms and files mixed
+        else:
+            items.append(tmp_path / f"{i}_{kind}.wav")
+            sf.write(items[-1], x, SR)
+    items = items[:10]
+    threads = torch.get_num_threads()
+    calls: list[tuple[str, int, int]] = []
+
+    def hook(step: str, *, completed: int, total: int, **info: object) -> None:
+        calls.append((step, completed, total))
+
+    batched = fitted.predict_details(items, hook=hook)
+    assert calls == [("embed", 4, 10), ("embed", 8, 10), ("embed", 10, 10)]
+    assert torch.get_num_threads() == threads  # the network's thread count is restored
+    single = [fitted.predict_details([x]) for x in items]
+    assert list(batched.labels) == [s.labels[0] for s in single]
+    assert list(batched.top_class) == [s.top_class[0] for s in single]
+    for key in ("decision_scores", "scores", "similarities"):
+        one = np.concatenate([getattr(s, key) for s in single])
+        np.testing.assert_allclose(getattr(batched, key), one, atol=1e-5, err_msg=key)
+    emb = fitted.transform(items)
+    np.testing.assert_array_equal(emb, fitted.embed_features(fitted.features(items)))
+    for jobs in (1, 3):
+        np.testing.assert_array_equal(fitted.embedder_.transform(items, jobs=jobs), emb)
+    with pytest.raises(KwsosError, match="missing"):  # a bad clip in the second batch
+        fitted.predict_details([*items[:5], tmp_path / "missing.wav", *items[5:]])
+    assert torch.get_num_threads() == threads
