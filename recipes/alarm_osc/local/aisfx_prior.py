@@ -295,11 +295,7 @@ def diagnose(args: argparse.Namespace) -> None:
     are -20 to -1 dBFS), for aisfx (the chosen variant and the paper's pooling) and the recipe's
     system."""
     bench = args.prepared.parent
-    man = json.loads((bench / "manifest.json").read_text())
-    info = {}
-    for c in man["classes"]:
-        for f, d in zip(c["files"], c["clips"], strict=True):
-            info[str((bench / f).resolve())] = d
+    info = wp.clip_info(bench)
     emb = AisfxEmb(args.out / "embeddings.npz")
     best = json.loads((args.out / "report.json").read_text())["aisfx_best"]["variant"]
     runs = wp.load_runs(args.prepared, "test")
@@ -307,19 +303,9 @@ def diagnose(args: argparse.Namespace) -> None:
     systems["pretrained (recipe)"] = lambda r: wp.pretrained_sims(args.pretrained, r)
     result = {}
     for name, fn in systems.items():
-        same_bg, right, snr, peak = [], [], [], []
-        for r in runs:
-            sims = np.where((r.shot_class < len(r.classes))[None], fn(r), -np.inf)
-            near = sims.argmax(1)
-            for i, path in enumerate(r.test_paths):
-                if r.y[i] == UNKNOWN:
-                    continue
-                shot = r.shot_paths[near[i]]
-                same_bg.append(info[path]["background"] == info[shot]["background"])
-                right.append(r.classes[r.shot_class[near[i]]] == r.y[i])
-                snr.append(info[path]["snr_db"])
-                peak.append(info[path]["peak_dbfs"])
-        same_bg, right, snr, peak = map(np.asarray, (same_bg, right, snr, peak))
+        same_bg, right, recs = wp.nearest_known_shots(runs, fn, info)
+        snr = np.array([d["snr_db"] for d in recs])
+        peak = np.array([d["peak_dbfs"] for d in recs])
         rec = {"same_background": same_bg.mean(), "same_background_errors": same_bg[~right].mean(),
                "same_background_right": same_bg[right].mean(), "closed": right.mean()}  # fmt: skip
         for key, v in (("snr", snr), ("peak", peak)):

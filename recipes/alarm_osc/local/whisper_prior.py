@@ -527,15 +527,40 @@ def score(args: argparse.Namespace) -> None:
     print("\n".join(text))
 
 
-def diagnose(args: argparse.Namespace) -> None:
-    """Does the nearest shot share the test clip's background (manifest: per-clip background
-    and SNR)? Closed-set accuracy by SNR, for Whisper pad10/mean and the recipe's system."""
-    bench = args.prepared.parent
+def clip_info(bench: Path) -> dict[str, dict[str, Any]]:
+    """The generator's record of every clip (background, SNR, ...) by resolved path, from the
+    benchmark's ``manifest.json``."""
     man = json.loads((bench / "manifest.json").read_text())
     info = {}
     for c in man["classes"]:
         for f, d in zip(c["files"], c["clips"], strict=True):
             info[str((bench / f).resolve())] = d
+    return info
+
+
+def nearest_known_shots(runs, sims_of, info) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """For every known test clip of ``runs``, its nearest known-class shot under
+    ``sims_of(run)`` (``(n_test, n_shots)`` similarities): whether the two share a background,
+    whether the shot's class is right, and the clip's generator record (:func:`clip_info`)."""
+    same_bg, right, recs = [], [], []
+    for r in runs:
+        sims = np.where((r.shot_class < len(r.classes))[None], sims_of(r), -np.inf)
+        near = sims.argmax(1)
+        for i, path in enumerate(r.test_paths):
+            if r.y[i] == UNKNOWN:
+                continue
+            shot = r.shot_paths[near[i]]
+            same_bg.append(info[path]["background"] == info[shot]["background"])
+            right.append(r.classes[r.shot_class[near[i]]] == r.y[i])
+            recs.append(info[path])
+    return np.asarray(same_bg), np.asarray(right), recs
+
+
+def diagnose(args: argparse.Namespace) -> None:
+    """Does the nearest shot share the test clip's background (manifest: per-clip background
+    and SNR)? Closed-set accuracy by SNR, for Whisper pad10/mean and the recipe's system."""
+    bench = args.prepared.parent
+    info = clip_info(bench)
     real = Emb(args.out / "embeddings.npz")
     runs = load_runs(args.prepared, "test")
     systems = {
@@ -546,20 +571,8 @@ def diagnose(args: argparse.Namespace) -> None:
         "pretrained (recipe)": lambda r: pretrained_sims(args.pretrained, r),
     }
     for name, fn in systems.items():
-        same_bg, right, snr = [], [], []
-        for r in runs:
-            sims = fn(r)
-            known_shot = r.shot_class < len(r.classes)
-            sims = np.where(known_shot[None], sims, -np.inf)
-            near = sims.argmax(1)
-            for i, path in enumerate(r.test_paths):
-                if r.y[i] == UNKNOWN:
-                    continue
-                shot = r.shot_paths[near[i]]
-                same_bg.append(info[path]["background"] == info[shot]["background"])
-                right.append(r.classes[r.shot_class[near[i]]] == r.y[i])
-                snr.append(info[path]["snr_db"])
-        same_bg, right, snr = map(np.asarray, (same_bg, right, snr))
+        same_bg, right, recs = nearest_known_shots(runs, fn, info)
+        snr = np.array([d["snr_db"] for d in recs])
         lo, hi = np.quantile(snr, [1 / 3, 2 / 3])
         bins = {
             f"snr<{lo:.0f}": snr < lo,
