@@ -118,10 +118,11 @@ def test_the_library_never_prints():
 #: Imported only by the commands that use them: torch/torchaudio for learned features and
 #: training, numba when a DTW runs (or audio is filtered), scipy.signal (0.5 s) nowhere on the
 #: keyword-spotting path, scipy.ndimage for the sliding-window detector, tslearn for DBA,
-#: sklearn for threshold estimators, matplotlib for plots, sed_eval for scoring.
+#: sklearn for threshold estimators, matplotlib for plots, sed_eval for scoring, scipy.fft
+#: (0.14 s) only when cepstra are computed.
 HEAVY = (
-    "torch", "torchaudio", "numba", "scipy.signal", "scipy.ndimage", "tslearn", "sklearn",
-    "matplotlib", "sed_eval", "kwsos.tasks.openset",
+    "torch", "torchaudio", "numba", "scipy.signal", "scipy.ndimage", "scipy.fft", "tslearn",
+    "sklearn", "matplotlib", "sed_eval", "kwsos.tasks.openset",
 )  # fmt: skip
 
 

@@ -195,6 +195,12 @@ class _Cepstral(FeatureExtractor):
     def context_frames(self) -> int:  # type: ignore[override]
         return (4 if self.use_deltas else 0) + self.cmvn_frames
 
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        """``n_ceps`` (less c0 if dropped), three times with deltas; known without running the
+        extractor (loading a bank needs it, and `kwsos keywords` should not import scipy.fft)."""
+        return (self.n_ceps - int(self.drop_c0)) * (3 if self.use_deltas else 1)
+
     def _post(
         self, static: np.ndarray, first: int, total: int | None, lo: int, hi: int
     ) -> np.ndarray:
@@ -276,6 +282,10 @@ class LogMel(FeatureExtractor):
             raise ValueError(f"n_mels must be in [1, 512], got {self.n_mels}")
         fb = mel_filterbank(self.win_samples, self.sample_rate, n_filters=self.n_mels)
         object.__setattr__(self, "_fb", fb.astype(np.float32))
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.n_mels
 
     def centre_hz(self) -> np.ndarray:
         """Centre frequency of every Mel triangle ``(n_mels,)``, increasing (for augmentations

@@ -120,3 +120,22 @@ def test_cmvn_removes_channel_gain(rng):
     gap_norm = np.abs(h(x) - h(tilt)).mean()
     gap_raw = np.abs(plain(x) - plain(tilt)).mean() / plain(x).std()
     assert gap_norm < 0.5 * gap_raw
+
+
+@pytest.mark.parametrize(
+    "ex",
+    [
+        HFCC(),
+        HFCC(use_deltas=False),
+        HFCC(drop_c0=True, n_ceps=20),
+        MFCC(),
+        MFCC(use_deltas=False, drop_c0=True),
+        LogMel(),
+        LogMel(n_mels=40),
+    ],
+)
+def test_dim_is_the_width_of_the_output(ex):
+    """``dim`` is computed from the settings (a bank loads without running the extractor);
+    it must be the width the extractor really produces."""
+    out = ex(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1)
+    assert out.shape[1] == ex.dim
