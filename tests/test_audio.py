@@ -109,7 +109,6 @@ def test_stereo_is_averaged(tmp_path):
     np.testing.assert_allclose(y, np.sin(2 * np.pi * 900 * t) * 0.25 / 0.25, atol=1e-3)
 
 
-
 @pytest.mark.parametrize("channels", [2, 3, 6])
 def test_channels_are_averaged_exactly(tmp_path, channels):
     """Every channel count gives the channel mean of numpy (stereo has its own faster path)."""
@@ -119,6 +118,7 @@ def test_channels_are_averaged_exactly(tmp_path, channels):
     path = write(tmp_path / "multi.wav", x, subtype="FLOAT")
     got = np.concatenate(list(_raw_blocks(path, 1024)))
     np.testing.assert_array_equal(got, x.astype(np.float32).astype(np.float64).mean(axis=1))
+
 
 def test_errors(tmp_path):
     with pytest.raises(AudioError, match="not found"):

@@ -334,5 +334,9 @@ def test_event_match_counts_hand_worked():
 
     ref = [Event("x.wav", 1.0, 2.0, "a"), Event("x.wav", 1.1, 2.1, "a"), Event("x.wav", 5, 6, "b")]
     # one estimate could match either "a"; the second only the first: optimal = 2 hits
-    est = [Event("x.wav", 1.05, 2.05, "a"), Event("x.wav", 0.85, 1.85, "a"), Event("x.wav", 5, 6, "a")]
+    est = [
+        Event("x.wav", 1.05, 2.05, "a"),
+        Event("x.wav", 0.85, 1.85, "a"),
+        Event("x.wav", 5, 6, "a"),
+    ]
     assert event_match_counts(ref, est) == {"a": (2, 2, 3), "b": (0, 1, 0)}

@@ -28,7 +28,9 @@ FAST = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-DEMO_VALIDATION = Path(__file__).resolve().parent.parent / "kwsos" / "data" / "demo" / "validation.flac"
+DEMO_VALIDATION = (
+    Path(__file__).resolve().parent.parent / "kwsos" / "data" / "demo" / "validation.flac"
+)
 
 
 @FAST
@@ -63,7 +65,7 @@ def test_audio_reader_works_or_raises_kwsos_error(rate, channels, n, subtype, sp
 
 
 @FAST
-@given(text=st.text(alphabet=st.sampled_from(list("ab.wv,;\t\n 0123456789-e\"x")), max_size=120))
+@given(text=st.text(alphabet=st.sampled_from(list('ab.wv,;\t\n 0123456789-e"x')), max_size=120))
 def test_event_reader_works_or_raises_kwsos_error(text):
     from kwsos.events import read_events
 
@@ -136,7 +138,9 @@ def test_damaged_bank_files_give_one_bank_error(which, kind):
         shutil.copytree(FIX / "bank_hfcc_v010", bank)
         meta = json.loads((bank / "bank.json").read_text())
         entry = meta["keywords"]["banana"]
-        target = bank / (entry["templates"][0] if which == "template" else entry["shots"][0]["file"])
+        target = bank / (
+            entry["templates"][0] if which == "template" else entry["shots"][0]["file"]
+        )
         if kind == "garbage":
             target.write_bytes(b"not a file of that kind")
         elif which == "template":

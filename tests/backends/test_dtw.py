@@ -503,7 +503,12 @@ def test_fused_kernel_equals_the_cost_matrix_kernel(rng, steps, tile, parallel):
 
     def outs(n):
         k = len(lens)
-        return [np.empty((k, n)), np.empty((k, n), np.int64), np.empty((k, n)), np.empty((k, n), np.int64)]
+        return [
+            np.empty((k, n)),
+            np.empty((k, n), np.int64),
+            np.empty((k, n)),
+            np.empty((k, n), np.int64),
+        ]
 
     s_ref, s_fused = state(), state()
     col0 = 0

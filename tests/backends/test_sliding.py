@@ -25,7 +25,9 @@ def test_without_given_centres_a_keyword_centre_is_its_mean_template_direction()
     mean_a = np.array([1 + 0.5**0.5, 0.5**0.5]) / 2
     np.testing.assert_allclose(det.centres_[0], mean_a / np.linalg.norm(mean_a))
     np.testing.assert_allclose(det.centres_[1], [0.0, 1.0])
-    np.testing.assert_allclose(det.cost_curves(np.array([[0.0, 1.0]]))[:, 0], [1 - det.centres_[0][1], 0.0])
+    np.testing.assert_allclose(
+        det.cost_curves(np.array([[0.0, 1.0]]))[:, 0], [1 - det.centres_[0][1], 0.0]
+    )
 
 
 def test_positive_run_becomes_a_box_extended_by_half_a_segment():

@@ -201,7 +201,10 @@ def test_fused_hfcc_is_the_weighted_concatenation_and_streams(net, wave, mode):
 
 def test_hfcc_weight_round_trips_and_is_checked(net):
     ex = EmbeddingFeatures(hfcc_weight=0.25)
-    assert EmbeddingFeatures(**{k: v for k, v in ex.to_dict().items() if k != "name"}).hfcc_weight == 0.25
+    assert (
+        EmbeddingFeatures(**{k: v for k, v in ex.to_dict().items() if k != "name"}).hfcc_weight
+        == 0.25
+    )
     with pytest.raises(ValueError, match="hfcc_weight"):
         EmbeddingFeatures(hfcc_weight=1.5)
     with pytest.raises(ValueError, match="sliding"):

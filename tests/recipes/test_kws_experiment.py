@@ -46,16 +46,27 @@ def test_cost_separation_targets_and_impostors(spotter, audio_set):
 
 
 def test_results_markdown_and_systems():
-    assert {"hfcc", "tacos", "tacos_norev", "lkw", "lkw_norev", "sliding", "sliding_norev"} <= set(SYSTEMS)
+    assert {"hfcc", "tacos", "tacos_norev", "lkw", "lkw_norev", "sliding", "sliding_norev"} <= set(
+        SYSTEMS
+    )
     assert not SYSTEMS["tacos_norev"].reversed_segments and SYSTEMS["tacos"].reversed_segments
     scores = {"f1": 50.0, "precision": 40.0, "recall": 66.7}
     r = {
-        "system": "tacos", "label": "TACos + DTW", "config": {"features": "tacos", "reversed_segments": True},
-        "validation": {"global": scores, "per_keyword": scores}, "test": {"global": scores, "per_keyword": scores},
-        "enroll_s": 600.4, "training": {"steps": 2000}, "realtime_factor": 52.3, "analysis": {"auc": 0.8123},
+        "system": "tacos",
+        "label": "TACos + DTW",
+        "config": {"features": "tacos", "reversed_segments": True},
+        "validation": {"global": scores, "per_keyword": scores},
+        "test": {"global": scores, "per_keyword": scores},
+        "enroll_s": 600.4,
+        "training": {"steps": 2000},
+        "realtime_factor": 52.3,
+        "analysis": {"auc": 0.8123},
     }
     md = results_markdown([r])
-    assert "| TACos + DTW (`tacos`) | yes | global | 50.0 | 40.0 | 66.7 | **50.0** | 40.0 | 66.7 | 600 | 2000 | 52 | 81.2 |" in md
+    assert (
+        "| TACos + DTW (`tacos`) | yes | global | 50.0 | 40.0 | 66.7 | **50.0** | 40.0 | 66.7 | 600 | 2000 | 52 | 81.2 |"
+        in md
+    )
     with pytest.raises(KwsosError, match="unknown system fields"):
         KwsSystem.from_dict({"name": "x", "features": "tacos", "epochs": 3})
 
@@ -63,13 +74,24 @@ def test_results_markdown_and_systems():
 def test_per_scene_scores_by_hand(tmp_path):
     from kwsos.events import Event, format_events
 
-    ref = [Event("t/a1.wav", 1.0, 1.5, "yes"), Event("t/a2.wav", 2.0, 2.4, "no"),
-           Event("t/b1.wav", 0.5, 0.9, "yes")]
-    data = KwsDataset(Path("."), {}, {"test": []}, {"test": ref},
-                      {"test": {"a1.wav": "voice a", "a2.wav": "voice a", "b1.wav": "voice b"}})
+    ref = [
+        Event("t/a1.wav", 1.0, 1.5, "yes"),
+        Event("t/a2.wav", 2.0, 2.4, "no"),
+        Event("t/b1.wav", 0.5, 0.9, "yes"),
+    ]
+    data = KwsDataset(
+        Path("."),
+        {},
+        {"test": []},
+        {"test": ref},
+        {"test": {"a1.wav": "voice a", "a2.wav": "voice a", "b1.wav": "voice b"}},
+    )
     # voice a: one hit (a1), one miss (a2), one false alarm (a2, wrong label); voice b: one hit
-    est = [Event("a1.wav", 1.05, 1.5, "yes"), Event("a2.wav", 2.0, 2.4, "yes"),
-           Event("b1.wav", 0.5, 0.8, "yes")]
+    est = [
+        Event("a1.wav", 1.05, 1.5, "yes"),
+        Event("a2.wav", 2.0, 2.4, "yes"),
+        Event("b1.wav", 0.5, 0.8, "yes"),
+    ]
     (tmp_path / "test_detections_global.csv").write_text(format_events(est, "csv"))
     res = _per_scene_scores(data, "test", tmp_path)
     assert res["voice a"]["files"] == 2 and res["voice a"]["events"] == 2
@@ -80,10 +102,18 @@ def test_per_scene_scores_by_hand(tmp_path):
 
 
 def test_scene_markdown():
-    ps = {"voice a": {"events": 3, "global": {"f1": 50.0}}, "voice b": {"events": 2, "global": {"f1": 0.0}}}
-    rs = [{"system": "hfcc", "analysis": {"per_scene": ps}},
-          {"system": "tacos", "analysis": {"per_scene": {"voice a": {"events": 3, "global": {"f1": 25.0}}}}},
-          {"system": "lkw"}]
+    ps = {
+        "voice a": {"events": 3, "global": {"f1": 50.0}},
+        "voice b": {"events": 2, "global": {"f1": 0.0}},
+    }
+    rs = [
+        {"system": "hfcc", "analysis": {"per_scene": ps}},
+        {
+            "system": "tacos",
+            "analysis": {"per_scene": {"voice a": {"events": 3, "global": {"f1": 25.0}}}},
+        },
+        {"system": "lkw"},
+    ]
     md = scene_markdown(rs)
     assert md.splitlines()[0] == "| voice | events | `hfcc` | `tacos` |"
     assert "| voice a | 3 | 50.0 | 25.0 |" in md and "| voice b | 2 | 0.0 | - |" in md

@@ -43,8 +43,21 @@ def tiny_dataset(root: Path) -> Path:
 def test_run_sh_smoke(tmp_path: Path):
     data, exp = tiny_dataset(tmp_path / "data"), tmp_path / "exp"
     env = {**os.environ, "PYTHON": str(Path(os.sys.executable))}
-    cmd = [str(RECIPE / "run.sh"), "--stage", "1", "--data", str(data), "--exp", str(exp),
-           "--conf", str(RECIPE / "conf" / "smoke.json"), "--jobs", "1", "--threads", "1"]
+    cmd = [
+        str(RECIPE / "run.sh"),
+        "--stage",
+        "1",
+        "--data",
+        str(data),
+        "--exp",
+        str(exp),
+        "--conf",
+        str(RECIPE / "conf" / "smoke.json"),
+        "--jobs",
+        "1",
+        "--threads",
+        "1",
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     results = {}
@@ -71,18 +84,34 @@ def test_run_sh_smoke(tmp_path: Path):
     assert results["tacos"]["training"]["steps"] == 2
     assert results["hfcc"]["test"]["global"]["f1"] > 20
     table = (exp / "RESULTS.md").read_text()
-    assert table.count("| HFCC-DTW (`hfcc`)") == 2 and "TACos + DTW (`tacos`) | yes | per keyword" in table
+    assert (
+        table.count("| HFCC-DTW (`hfcc`)") == 2
+        and "TACos + DTW (`tacos`) | yes | per keyword" in table
+    )
     # a second run resumes: nothing to do
-    res = subprocess.run(cmd[:3] + ["--stop_stage", "1"] + cmd[3:], env=env, capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        cmd[:3] + ["--stop_stage", "1"] + cmd[3:],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0 and res.stdout.count("done already") == 3
 
 
 def test_run_systems_bad_dataset_is_one_error_line(tmp_path: Path):
     data = tiny_dataset(tmp_path / "data")
     (data / "test_manifest.csv").write_text("path\nx.wav\n")  # wrong column
-    cmd = [os.sys.executable, str(RECIPE / "local" / "run_systems.py"), "--data", str(data),
-           "--exp", str(tmp_path / "exp"), "--conf", str(RECIPE / "conf" / "smoke.json")]
+    cmd = [
+        os.sys.executable,
+        str(RECIPE / "local" / "run_systems.py"),
+        "--data",
+        str(data),
+        "--exp",
+        str(tmp_path / "exp"),
+        "--conf",
+        str(RECIPE / "conf" / "smoke.json"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
@@ -101,8 +130,13 @@ def test_systems_from_conf_merges_learned_options(monkeypatch):
         "systems": ["hfcc", "tacos"],
         "training": {"train": {"max_steps": 7, "precision": "fp32"}},
         "learned_feature_options": {"precision": "fp32", "mode": "conv"},
-        "extra_systems": {"t16": {"features": "tacos", "feature_options": {"precision": "bf16"},
-                                  "training": {"train": {"precision": "bf16"}}}},
+        "extra_systems": {
+            "t16": {
+                "features": "tacos",
+                "feature_options": {"precision": "bf16"},
+                "training": {"train": {"precision": "bf16"}},
+            }
+        },
     }
     hfcc, tacos = systems_from_conf(conf)
     assert hfcc.feature_options == {} and hfcc.training == {}
