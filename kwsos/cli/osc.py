@@ -115,14 +115,18 @@ def fit(
         ),
     ] = None,
     pretrained: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
             help="Network to start from: 'bundled' (shipped with kwsos, pretrained on generated "
             "alarm-like sounds; it is fine-tuned on your shots and also kept as it is), 'none' "
             "(a random start: the paper's directly trained system) or a file written by "
-            "recipes/alarm_osc/local/pretrain.py.",
+            "recipes/alarm_osc/local/pretrain.py. Give it twice or more to combine networks "
+            "pretrained on different data (e.g. --pretrained bundled --pretrained real.pt): "
+            "each is fine-tuned and kept, and a clip's similarity is the mean over all of them. "
+            "[default: bundled]",
+            show_default=False,
         ),
-    ] = "bundled",
+    ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
@@ -188,8 +192,8 @@ def fit(
             "--unknown with sounds that are none of them"
         )
     inputs = [f for files in (*shots.values(), *unknown_shots.values()) for f in files]
-    if pretrained != "bundled" and pretrained.lower() != "none":
-        inputs.append(Path(pretrained))
+    priors = pretrained or ["bundled"]
+    inputs += [Path(p) for p in priors if p != "bundled" and p.lower() != "none"]
     check_output_path(model, inputs=inputs, what="model file")
     from kwsos.audio import audio_info
 
@@ -197,12 +201,24 @@ def fit(
         for f in files:
             audio_info(f)  # unreadable files fail here, before any work
     options: dict[str, Any] = {}
-    if pretrained.lower() != "none":
-        if pretrained != "bundled" and not Path(pretrained).is_file():
-            raise KwsosError(f"--pretrained: file not found: {pretrained}")
+    if any(p.lower() == "none" for p in priors) and len(priors) > 1:
+        raise KwsosError("--pretrained none cannot be combined with other networks")
+    if len(set(priors)) != len(priors):
+        raise KwsosError(f"--pretrained names a network twice: {', '.join(priors)}")
+    if priors[0].lower() != "none":
+        frontends = []
+        for p in priors:
+            if p != "bundled" and not Path(p).is_file():
+                raise KwsosError(f"--pretrained: file not found: {p}")
+            frontends.append(pretrained_frontend(p))  # the features it was trained on
+        if any(f != frontends[0] for f in frontends[1:]):
+            raise KwsosError(
+                "--pretrained: the networks were trained on different features "
+                "(frontend settings differ); they cannot be combined"
+            )
         options.update(PRETRAINED_SYSTEM)
-        options["init"] = pretrained
-        options.update(pretrained_frontend(pretrained).to_dict())  # the features it was trained on
+        options["init"] = priors[0] if len(priors) == 1 else priors
+        options.update(frontends[0].to_dict())
     elif epochs == 0:
         raise KwsosError("--epochs 0 needs a pretrained network (--pretrained)")
     if threshold is not None:

@@ -115,21 +115,26 @@ class ClipModelConfig(Config):
         ``"bundled"`` (:data:`BUNDLED_PRETRAINED`). It is the starting point of training instead
         of a random initialisation; its architecture replaces ``dim``, ``channels`` and
         ``blocks_per_stage``, and the frontend must be the one it was trained with
-        (:func:`pretrained_frontend`). Not in the paper.
+        (:func:`pretrained_frontend`). A list of several pretrained networks (same frontend)
+        makes one system per network, all members of one ensemble: each is fine-tuned
+        ``ensemble`` times (and kept with ``keep_pretrained``), in the order given. Two priors
+        pretrained on different data complement each other
+        (``recipes/alarm_osc/RESULTS_prior_ensemble.md``). Not in the paper.
     keep_pretrained
         With ``init``: the pretrained network, unchanged, is one more ensemble member besides
         the ``ensemble`` networks fine-tuned from it. Not in the paper.
     ensemble
-        Number of networks trained (seeds ``seed``, ``seed + 1``, ...). A clip's embedding is
-        the concatenation of the networks' L2-normalised embeddings over ``sqrt(n_networks)``:
-        a unit vector whose cosine similarity to another is the mean of the networks'. Not in
-        the paper (1 = the paper's system).
+        Number of networks trained (seeds ``seed``, ``seed + 1``, ...) per pretrained network
+        (one without ``init``). A clip's embedding is the concatenation of the networks'
+        L2-normalised embeddings over ``sqrt(n_networks)``: a unit vector whose cosine
+        similarity to another is the mean of the networks'. Not in the paper (1 = the paper's
+        system).
     """
 
     dim: int = 128
     channels: tuple[int, ...] = (16, 32, 64, 128)
     blocks_per_stage: int = 2
-    init: str | None = None
+    init: str | tuple[str, ...] | None = None
     keep_pretrained: bool = False
     ensemble: int = 1
 
@@ -140,10 +145,25 @@ class ClipModelConfig(Config):
                 raise KwsosError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.channels or min(self.channels) < 1:
             raise KwsosError(f"channels must be positive integers, got {self.channels}")
-        if self.init is not None:
+        if isinstance(self.init, list | tuple):
+            inits = tuple(str(p) for p in self.init)
+            if not inits:
+                raise KwsosError("init: an empty list; give a pretrained network or none")
+            if len(set(inits)) != len(inits):
+                raise KwsosError(f"init names a network twice: {list(inits)}")
+            # one network is stored as a plain name, as before lists existed
+            object.__setattr__(self, "init", inits[0] if len(inits) == 1 else inits)
+        elif self.init is not None:
             object.__setattr__(self, "init", str(self.init))
-        elif self.keep_pretrained:
+        if self.init is None and self.keep_pretrained:
             raise KwsosError("keep_pretrained needs a pretrained network (init)")
+
+    @property
+    def inits(self) -> tuple[str, ...]:
+        """The pretrained networks to start from, in order (empty: a random start)."""
+        if self.init is None:
+            return ()
+        return (self.init,) if isinstance(self.init, str) else tuple(self.init)
 
 
 @dataclass(frozen=True)
@@ -448,8 +468,8 @@ class ClipEmbedder:
     Attributes
     ----------
     models_ : list of ClipResNet
-        The networks: the pretrained one first with ``keep_pretrained``, then the ``ensemble``
-        trained ones.
+        The networks: per pretrained network of ``init`` (one group without), the pretrained
+        one first with ``keep_pretrained``, then the ``ensemble`` trained ones.
     train_logs_ : list of dict
         The training log of every network.
     """
@@ -483,32 +503,33 @@ class ClipEmbedder:
             raise KwsosError("epochs=0 needs a pretrained network (init)")
         log.info("training on %d clips of %d classes: %d epochs, batch %d",
                  len(x), n_classes, epochs, batch)  # fmt: skip
-        # the pretrained network is read once; every member starts from a copy of it
-        pretrained = (
-            load_pretrained(m.init, frontend=self.frontend_config).eval() if m.init else None
-        )
+        # every pretrained network is read once (all of them first: a missing or mismatched
+        # one fails before any training); its members start from copies of it
+        priors = [load_pretrained(p, frontend=self.frontend_config).eval() for p in m.inits]
         models, logs = [], []
-        if pretrained is not None and m.keep_pretrained and epochs > 0:
-            models.append(pretrained)
-            logs.append(copy.deepcopy(_UNTRAINED_LOG))
-        for k in range(m.ensemble):
-            seed = t.seed + k
-            torch.manual_seed(seed)  # network initialisation
-            if pretrained is not None:
-                model = copy.deepcopy(pretrained)
-            else:
-                model = _new_model(self.frontend_config, m)
-            if epochs == 0:
+        n_trained = max(1, len(priors)) * m.ensemble
+        for g, pretrained in enumerate(priors or [None]):
+            if pretrained is not None and m.keep_pretrained and epochs > 0:
+                models.append(pretrained)
                 logs.append(copy.deepcopy(_UNTRAINED_LOG))
-            else:
-                logs.append(
-                    train_clip_network(
-                        model, x, class_ids, n_classes, training=t, frontend=self.frontend,
-                        epochs=epochs, batch_size=batch, seed=seed,
-                        hook=subtask_hook(hook, k, m.ensemble),
-                    )
-                )  # fmt: skip
-            models.append(model.eval())
+            for k in range(m.ensemble):
+                seed = t.seed + k
+                torch.manual_seed(seed)  # network initialisation
+                if pretrained is not None:
+                    model = copy.deepcopy(pretrained)
+                else:
+                    model = _new_model(self.frontend_config, m)
+                if epochs == 0:
+                    logs.append(copy.deepcopy(_UNTRAINED_LOG))
+                else:
+                    logs.append(
+                        train_clip_network(
+                            model, x, class_ids, n_classes, training=t, frontend=self.frontend,
+                            epochs=epochs, batch_size=batch, seed=seed,
+                            hook=subtask_hook(hook, g * m.ensemble + k, n_trained),
+                        )
+                    )  # fmt: skip
+                models.append(model.eval())
         self.models_ = models
         self.train_logs_ = logs
         return self

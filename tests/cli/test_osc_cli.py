@@ -190,6 +190,50 @@ def test_fit_pretrained_or_from_scratch(data: dict, tmp_path: Path):
     assert clf.config.model.init is None and len(clf.models_) == 1 and clf.threshold_ == 0.65
 
 
+def test_fit_with_two_pretrained_networks(data: dict, tmp_path: Path):
+    """--pretrained twice: both networks are members; mixing with 'none', naming one twice or
+    networks trained on different features is one error line."""
+    import torch
+
+    from kwsos.embeddings.clip import (
+        ClipFrontendConfig,
+        load_pretrained,
+        pretrained_frontend,
+        save_pretrained,
+    )
+
+    net = load_pretrained("bundled")
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(0.9)
+    other = save_pretrained(net, tmp_path / "other.pt", frontend=pretrained_frontend("bundled"))
+    model = tmp_path / "two.osc"
+    r = run("osc", "fit", data["shots"], "-m", model, "--epochs", "0",
+            "--pretrained", "bundled", "--pretrained", other)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    clf = OpenSetClassifier.load(model)
+    assert clf.config.model.inits == ("bundled", str(other)) and len(clf.models_) == 2
+    for a, b in zip(net.parameters(), clf.models_[1].parameters(), strict=True):
+        assert a.equal(b)
+    r = run("osc", "classify", *data["tests"], "--model", model, "--format", "csv")
+    assert r.exit_code == 0, r.output
+
+    for args, words in (
+        (["--pretrained", "none", "--pretrained", "bundled"], "cannot be combined"),
+        (["--pretrained", "bundled", "--pretrained", "bundled"], "twice"),
+    ):
+        line = one_error_line(run("osc", "fit", data["shots"], "-m", model, *args))
+        assert words in line
+    wide = ClipFrontendConfig.from_dict({**pretrained_frontend("bundled").to_dict(), "n_mels": 32})
+    odd = save_pretrained(net, tmp_path / "odd.pt", frontend=wide)
+    line = one_error_line(
+        run(
+            "osc", "fit", data["shots"], "-m", model, "--pretrained", "bundled", "--pretrained", odd
+        )  # fmt: skip
+    )
+    assert "different features" in line
+
+
 def test_loose_unknown_files_are_one_class_each(data: dict, tmp_path: Path):
     unknown = tmp_path / "unknown"
     write_clips(unknown / "noise", "noise", 2, 19)

@@ -255,6 +255,48 @@ def test_pretrained_network_is_the_starting_point(tmp_path: Path):
         OpenSetConfig.from_flat(dict(epochs=0))
 
 
+def test_several_pretrained_networks_are_one_ensemble(tmp_path: Path):
+    """``init=[a, b]``: each prior is fine-tuned (and kept) as it would be alone, and a clip's
+    similarity is the mean over all members, i.e. the mean of the two one-prior systems."""
+    from kwsos.embeddings.clip import ClipModelConfig, pretrain, save_pretrained
+
+    cfg = OpenSetConfig.from_flat(TINY)
+    rng = np.random.default_rng(3)
+    kinds = ["fast_beeps", "slow_beeps", "warble", "noise"]
+    x = OpenSetClassifier(cfg).features([alarm(k, rng) for k in kinds for _ in range(3)])
+    paths = []
+    for seed in (0, 1):  # two different priors
+        model, _ = pretrain(
+            x, np.repeat(kinds, 3), frontend=cfg.frontend, model=cfg.model,
+            training=cfg.training.replace(seed=seed), epochs=1, batch_size=6,
+        )  # fmt: skip
+        paths.append(str(save_pretrained(model, tmp_path / f"p{seed}.pt", frontend=cfg.frontend)))
+    shots = {k: clips(k, 1, 60 + i) for i, k in enumerate(KNOWN)}
+    opts = dict(epochs=2, keep_pretrained=True)
+    one = [OpenSetClassifier(cfg, init=p, **opts).fit(shots) for p in paths]
+    both = OpenSetClassifier(cfg, init=paths, **opts).fit(shots)
+    assert len(both.models_) == 4 and both.config.model.inits == tuple(paths)
+    # member order: per prior, the kept network, then the fine-tuned one
+    for mine, theirs in zip(both.models_, [*one[0].models_, *one[1].models_], strict=True):
+        for a, b in zip(mine.parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(a, b)
+    xs = clips("warble", 2, 71)
+    want = np.mean([c.class_similarities(xs) for c in one], axis=0)  # one shot per class
+    np.testing.assert_allclose(both.class_similarities(xs), want, atol=1e-5)
+    clone = OpenSetClassifier.load(both.save(tmp_path / "two.osc"))
+    assert clone.config.model.init == tuple(paths) and len(clone.models_) == 4
+    np.testing.assert_array_equal(clone.class_similarities(xs), both.class_similarities(xs))
+    # the config: a one-element list is the plain name; repeats and empty lists are refused
+    assert ClipModelConfig(init=[paths[0]]).init == paths[0]
+    assert ClipModelConfig.from_dict(ClipModelConfig(init=paths).to_dict()).inits == tuple(paths)
+    with pytest.raises(KwsosError, match="twice"):
+        ClipModelConfig(init=[paths[0], paths[0]])
+    with pytest.raises(KwsosError, match="empty"):
+        ClipModelConfig(init=[])
+    with pytest.raises(KwsosError, match="not found"):
+        OpenSetClassifier(cfg, init=[paths[0], str(tmp_path / "nope.pt")], **opts).fit(shots)
+
+
 def test_loads_a_format_1_file(fitted: OpenSetClassifier, tmp_path: Path):
     """Files written before ensembles (one "model" entry, no shot_ids) still load."""
     model = fitted.models_[0]

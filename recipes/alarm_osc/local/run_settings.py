@@ -244,10 +244,17 @@ def main(argv: list[str] | None = None) -> int:
         args.thresholds = recipe.get("thresholds", "low=0.6,middle=0.65,high=0.75")
     if args.epochs is None:
         args.epochs = recipe.get("epochs", "")
-    init = options.get("init")
-    if init and init != "bundled" and args.config and not Path(init).is_absolute():
+    def resolve(init: str) -> str:
         # a pretrained network named in a config file: relative to that file
-        options["init"] = str((args.config.parent / options["init"]).resolve())
+        if init != "bundled" and args.config and not Path(init).is_absolute():
+            return str((args.config.parent / init).resolve())
+        return init
+
+    init = options.get("init")
+    if isinstance(init, list):  # several priors (ClipModelConfig.init)
+        options["init"] = [resolve(str(p)) for p in init]
+    elif init:
+        options["init"] = resolve(str(init))
     for item in args.set:
         key, _, value = item.partition("=")
         options[key] = json.loads(value)
