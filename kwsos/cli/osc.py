@@ -125,6 +125,7 @@ def fit(
             "each is fine-tuned and kept, and a clip's similarity is the mean over all of them. "
             "[default: bundled]",
             show_default=False,
+            metavar="NETWORK",
         ),
     ] = None,
     threshold: Annotated[
