@@ -25,10 +25,7 @@ import statistics
 import time
 
 import numpy as np
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from bench_dtw_vs_tslearn import benchmark_data  # sibling script (benchmarks/)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,13 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from threadpoolctl import threadpool_limits
 
-    rng = np.random.default_rng(args.seed)
-    n = int(round(args.minutes * 60 * args.fps))
-    rec = unit_rows(rng.standard_normal((n, args.dim)))
-    tpls = [
-        unit_rows(rng.standard_normal((int(round(rng.uniform(0.3, 0.8) * args.fps)), args.dim)))
-        for _ in range(args.keywords * args.shots)
-    ]
+    rec, tpls, _ = benchmark_data(
+        args.minutes, args.keywords, args.shots, args.dim, args.fps, args.seed
+    )
+    n = rec.shape[0]
     n_tiles = -(-n // args.tile)
     pad = np.zeros((n_tiles * args.tile, args.dim))
     pad[:n] = rec

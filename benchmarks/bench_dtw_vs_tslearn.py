@@ -54,6 +54,23 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def benchmark_data(
+    minutes: float, keywords: int, shots: int, dim: int, fps: float, seed: int
+) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
+    """The data of benchmark (a), float64: a recording of random unit frames, and ``keywords``
+    x ``shots`` templates of 0.3-0.8 s with their keyword labels."""
+    rng = np.random.default_rng(seed)
+    n_frames = int(round(minutes * 60 * fps))
+    recording = unit_rows(rng.standard_normal((n_frames, dim)))
+    templates, labels = [], []
+    for w in range(keywords):
+        for _ in range(shots):
+            m = int(round(rng.uniform(0.3, 0.8) * fps))
+            templates.append(unit_rows(rng.standard_normal((m, dim))))
+            labels.append(f"kw{w:02d}")
+    return recording, templates, labels
+
+
 def median_time(fn, repeats: int) -> tuple[float, list[float]]:
     times = []
     for _ in range(repeats):
@@ -83,15 +100,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import numba
 
-    rng = np.random.default_rng(args.seed)
-    n_frames = int(round(args.minutes * 60 * args.fps))
-    recording = unit_rows(rng.standard_normal((n_frames, args.dim))).astype(np.float32)
-    templates, labels = [], []
-    for w in range(args.keywords):
-        for _ in range(args.shots):
-            m = int(round(rng.uniform(0.3, 0.8) * args.fps))
-            templates.append(unit_rows(rng.standard_normal((m, args.dim))).astype(np.float32))
-            labels.append(f"kw{w:02d}")
+    raw_rec, raw_tpls, labels = benchmark_data(
+        args.minutes, args.keywords, args.shots, args.dim, args.fps, args.seed
+    )
+    n_frames = raw_rec.shape[0]
+    recording = raw_rec.astype(np.float32)
+    templates = [t.astype(np.float32) for t in raw_tpls]
     lengths = np.array([t.shape[0] for t in templates])
     n_templates = len(templates)
     total_cells = int(lengths.sum()) * n_frames

@@ -36,7 +36,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,33 +44,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # data_prep; appended, so PYTHONPATH can put another kwsos first
+
+from bench_detect_long import cpu_model, measure  # noqa: E402 - sibling script (benchmarks/)
+
 _SCRIPT = Path(sys.executable).with_name("kwsos")
 KWSOS = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "kwsos.cli"]
 CLIPS_PER_CLASS = 16
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process (fails loudly)."""
-    with tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
-        _, status, rusage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(cmd)} failed: {err.read()}")
-    return wall, rusage.ru_maxrss / 1024
-
-
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     import torch
 
     import kwsos
@@ -186,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     results = out / "results"
     results.mkdir(exist_ok=True)
     classify = [*KWSOS, "osc", "classify", "--model", str(model), "-f", "csv", "-o"]
-    measure([*classify, str(results / "warm-up.csv"), str(one)])  # numba and page caches
+    measure([*classify, str(results / "warm-up.csv"), str(one)], cwd=ROOT)  # numba and page caches
 
     say(f"machine: {machine()}")
     say(f"load average at start (1/5/15 min): {load_average()}")
@@ -194,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[tuple[float, float]]] = {"one": [], "all": []}
     digest = None
     for r in range(args.repeats):
-        runs["one"].append(measure([*classify, str(results / "one.csv"), str(one)]))
+        runs["one"].append(measure([*classify, str(results / "one.csv"), str(one)], cwd=ROOT))
         csv = results / f"all_{r}.csv"
-        runs["all"].append(measure([*classify, str(csv), str(clips)]))
+        runs["all"].append(measure([*classify, str(csv), str(clips)], cwd=ROOT))
         if digest is None:
             digest = sha256(csv)
         elif sha256(csv) != digest:
