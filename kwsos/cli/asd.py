@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kwsos.cli._batch import RestartOpt, SchedulerOpt, WorkersOpt, batch_run, check_batch_options
 from kwsos.cli._common import done, emit_text, info, out, progress_hook, user_errors
 from kwsos.errors import KwsosError
 from kwsos.io import check_output_path, check_writable_dir_target
@@ -187,18 +188,29 @@ def score(
     ],
     machine: MachineOpt = None,
     layout: LayoutOpt = Layout.auto,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    restart: RestartOpt = False,
 ) -> None:
     """Score the test clips of DATASET_DIR and write the DCASE submission files.
 
+    Finished clips are recorded in OUTPUT.journal (beside the folder): a rerun continues
+    where a killed run stopped. A clip that cannot be read is reported (stderr and
+    OUTPUT.errors.csv), the others are scored and written, and the exit code is 1.
+
     Example: kwsos asd score dev_data/ --model machines.asd --output submission/
     """
+    import numpy as np
+
     from kwsos.dcase import write_submission
-    from kwsos.tasks.anomaly import AnomalyDetector
+    from kwsos.tasks.anomaly import ScoreJob
 
     if not model.is_file():
         raise KwsosError(f"model file not found: {model} (create it with kwsos asd fit)")
     check_writable_dir_target(output, what="output folder")
-    det = AnomalyDetector.load(model)
+    check_batch_options(output, workers=workers, scheduler=scheduler, restart=restart)
+    job = ScoreJob(str(model))
+    det = job.load()
     clips, lay = _read(dataset, split="test", layout=layout, machines=machine)
     unknown = sorted({c.machine for c in clips} - set(det.machines_))
     if unknown:
@@ -206,11 +218,32 @@ def score(
             f"machine type {unknown[0]!r} is not in the model (trained on "
             f"{', '.join(det.machines_)}); use --machine to choose"
         )
-    with progress_hook("scoring") as hook:
-        scores = det.score_samples(clips, hook=hook)
-    decisions = (scores > det.threshold_of(clips)).astype(int)
-    files = write_submission(output, clips, scores, decisions, layout=lay)
-    done(f"wrote {len(files)} file(s) for {len(clips)} test clips to {output}")
+    det.threshold_of(clips)  # raises on a section the model does not know, before any work
+    cluster = workers is not None or scheduler is not None
+    with batch_run(
+        job,
+        clips,
+        output=output,
+        description="scoring",
+        model=det,
+        unit_size=CLUSTER_UNIT_CLIPS if cluster else UNIT_CLIPS,
+        jobs=1,  # one call at a time: the detector uses the cores itself
+        workers=workers,
+        scheduler=scheduler,
+        restart=restart,
+    ) as run:
+        scored = [(clips[o.index], o.value) for o in run.outcomes if o.ok]
+        if scored:
+            ok = [c for c, _ in scored]
+            scores = np.asarray([s for _, s in scored], dtype=np.float64)
+            decisions = (scores > det.threshold_of(ok)).astype(int)
+            files = write_submission(output, ok, scores, decisions, layout=lay)
+            done(f"wrote {len(files)} file(s) for {len(ok)} test clips to {output}")
+
+
+#: Clips per call of the detector (and per journal record); smaller on a cluster, to spread a
+#: section's clips over the workers.
+UNIT_CLIPS, CLUSTER_UNIT_CLIPS = 256, 32
 
 
 class ReportFormat(str, Enum):

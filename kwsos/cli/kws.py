@@ -14,6 +14,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from kwsos.cli._batch import (
+    ManifestOpt,
+    RestartOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    batch_run,
+    check_batch_options,
+    gather_inputs,
+    wants_batch,
+)
 from kwsos.cli._common import (
     check_number,
     done,
@@ -47,6 +57,7 @@ class Format(str, Enum):
     csv = "csv"
     json = "json"
     audacity = "audacity"
+    parquet = "parquet"
 
 
 class Features(str, Enum):
@@ -536,9 +547,9 @@ def _print_events(events, fmt: Format, output: Path | None) -> None:
 
 def detect(
     recordings: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(help="Recordings to search (any length, format, rate).", show_default=False),
-    ],
+    ] = None,
     bank: BankOpt = Path("kwsos_bank"),
     threshold: Annotated[
         float | None,
@@ -555,50 +566,128 @@ def detect(
         typer.Option(
             "--format",
             "-f",
-            help="table (human), csv (sed_eval/DCASE: filename,onset,offset,event_label,cost), json, audacity (label track).",
+            help="table (human), csv (sed_eval/DCASE: filename,onset,offset,event_label,cost), json, audacity (label track), parquet (the csv columns; needs pyarrow and --output).",
         ),
     ] = Format.table,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (atomically) instead of stdout. With several files, "
+            "finished ones are recorded in OUTPUT.journal: a rerun continues where a killed "
+            "run stopped.",
+        ),
     ] = None,
     inference: Annotated[Inference | None, typer.Option(help=INFERENCE_HELP)] = None,
     jobs: JobsOpt = None,
+    manifest: ManifestOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    restart: RestartOpt = False,
 ) -> None:
     """Find every enrolled keyword in RECORDINGS, with onset and offset in seconds.
 
-    Several recordings are searched at once (--jobs); the results come out in the order of
-    RECORDINGS (csv rows as soon as a file and all files before it are done).
+    Several recordings are searched at once (--jobs threads, or a Dask cluster with --workers
+    or --scheduler); the results come out in the order of the inputs (csv rows as soon as a
+    file and all files before it are done). A file that cannot be read is reported (on stderr
+    and in OUTPUT.errors.csv) and the others are searched; the exit code is then 1.
 
     Example: kwsos detect meeting.flac --bank my_bank --format csv -o detections.csv
-    """
-    from kwsos.tasks.kws import MAX_COST, MIN_COST
 
+    Archive: kwsos detect --manifest files.txt --bank my_bank -f csv -o all.csv --workers 2
+    """
+    from kwsos.tasks.kws import MAX_COST, MIN_COST, DetectJob
+
+    names = gather_inputs(recordings, manifest)
+    if not names:
+        raise KwsosError("give the recordings to search, or --manifest FILE")
+    batch = wants_batch(len(names), manifest=manifest, workers=workers, scheduler=scheduler)
     if fmt is Format.table and output is not None:
-        raise KwsosError("--output needs --format csv, json or audacity")
-    if fmt is Format.audacity and len(recordings) > 1:
+        raise KwsosError("--output needs --format csv, json, audacity or parquet")
+    if fmt is Format.parquet and output is None:
+        raise KwsosError("--format parquet needs --output FILE")
+    if fmt is Format.audacity and len(names) > 1:
         raise KwsosError("the audacity format holds one recording; detect one file at a time")
     check_number(threshold, "--threshold", MIN_COST, MAX_COST, what="a cosine-distance cost")
-    for r in recordings:
+    for r in recordings or ():
         require_file(r, "recording")
     if output is not None:
-        check_output_path(output, inputs=[*recordings, bank], what="output file")
-    spotter = _load_bank(bank, trained=True)
-    if inference is not None:
-        spotter.set_inference(inference.value)
-    if keyword:
-        for kw in keyword:
-            spotter.n_shots(kw)  # raises on an unknown keyword
-        for kw in set(spotter.keywords) - set(keyword):
-            spotter.remove(kw)
-    spotter.fit()
+        inputs = [*names, bank, *([manifest] if manifest is not None else [])]
+        check_output_path(output, inputs=inputs, what="output file")
+    if fmt is Format.parquet:
+        _require_pyarrow()
+    check_batch_options(
+        output if batch else None, workers=workers, scheduler=scheduler, restart=restart
+    )
+    job = DetectJob(
+        str(bank),
+        threshold=threshold,
+        keywords=tuple(keyword) if keyword else None,
+        inference=None if inference is None else inference.value,
+    )
+    model = job.load()
+    torch_threads()
     # csv rows streamed to a terminal are the progress; a bar would be drawn across them
     rows_on_tty = fmt is Format.csv and output is None and sys.stdout.isatty()
-    results = _detect_all(spotter, recordings, threshold, jobs, progress=not rows_on_tty)
+    if not batch:  # one file: a progress bar over its frames, errors are fatal (exit 2)
+        results = _detect_all(model[0], [Path(names[0])], threshold, progress=not rows_on_tty)
+        _write_events(results, fmt, output)
+        return
+    with batch_run(
+        job,
+        names,
+        output=output,
+        description=f"detecting in {len(names)} recordings",
+        model=model,
+        jobs=jobs,
+        workers=workers,
+        scheduler=scheduler,
+        restart=restart,
+        progress=not rows_on_tty,
+    ) as run:
+        results = ((o.name, DetectJob.events(o.name, o.value)) for o in run.outcomes if o.ok)
+        _write_events(results, fmt, output)
+
+
+def _require_pyarrow() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is None:
+        raise KwsosError("--format parquet needs pyarrow: pip install pyarrow")
+
+
+def _write_events(results, fmt: Format, output: Path | None) -> None:
+    """Write ``(recording, events)`` pairs (an iterator, consumed to the end) as ``fmt``."""
     if fmt is Format.csv:
         _stream_csv(results, output)
+    elif fmt is Format.parquet:
+        assert output is not None
+        _write_parquet([e for _, events in results for e in events], output)
     else:
         _print_events([e for _, events in results for e in events], fmt, output)
+
+
+def _write_parquet(events, output: Path) -> None:
+    """The csv columns (filename, onset, offset, event_label, cost) as a Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "filename": pa.array([e.filename for e in events], pa.string()),
+            "onset": pa.array([round(e.onset, 3) for e in events], pa.float64()),
+            "offset": pa.array([round(e.offset, 3) for e in events], pa.float64()),
+            "event_label": pa.array([e.label for e in events], pa.string()),
+            "cost": pa.array(
+                [None if e.cost is None else round(float(e.cost), 4) for e in events],
+                pa.float64(),
+            ),
+        }
+    )
+    with atomic_output(output) as tmp:
+        pq.write_table(table, tmp)
+    done(f"wrote {len(events)} detection(s) to {output}")
 
 
 def _print_scores(scores, title: str) -> None:

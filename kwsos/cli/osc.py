@@ -16,6 +16,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from kwsos.cli._batch import (
+    ManifestOpt,
+    RestartOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    batch_run,
+    check_batch_options,
+    gather_inputs,
+    wants_batch,
+)
 from kwsos.cli._common import (
     check_number,
     done,
@@ -257,16 +267,22 @@ def fit(
     )
 
 
+#: Clips per call of the classifier (and per journal record): big enough for its pipeline
+#: (read the next batch while the network embeds one) to pay, small enough that a killed run
+#: has little to redo. On a cluster, smaller units spread a few hundred clips over the workers.
+UNIT_CLIPS, CLUSTER_UNIT_CLIPS = 256, 32
+
+
 def classify(
+    model: ModelOpt,
     clips: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
             help="Clips to classify (any format; folders are expanded to their audio files). "
             "Each clip's first 4 s are used.",
             show_default=False,
         ),
-    ],
-    model: ModelOpt,
+    ] = None,
     fmt: Annotated[
         OutputFormat,
         typer.Option(
@@ -284,41 +300,74 @@ def classify(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (atomically) instead of stdout. Finished clips are "
+            "recorded in OUTPUT.journal: a rerun continues where a killed run stopped.",
+        ),
     ] = None,
+    manifest: ManifestOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    restart: RestartOpt = False,
 ) -> None:
     """Name the class of every CLIP, or 'unknown'.
 
+    A clip that cannot be read is reported (on stderr and in OUTPUT.errors.csv) and the others
+    are classified; the exit code is then 1.
+
     Example: kwsos osc classify kitchen.wav hall.flac --model sounds.osc --format csv
     """
-    from kwsos.tasks.openset import OpenSetClassifier
+    from kwsos.tasks.openset import ClassifyJob
 
     check_number(threshold, "--threshold", -1.0, 1.0, what="a cosine similarity")
     if fmt is OutputFormat.table and output is not None:
         raise KwsosError("--output needs --format csv or json")
     if not model.exists():
         raise KwsosError(f"model file not found: {model} (create it with kwsos osc fit)")
-    paths = _expand_clips(clips)
+    names = [str(p) for p in _expand_clips(clips or [])] + gather_inputs(None, manifest)
+    if not names:
+        raise KwsosError("give the clips to classify, or --manifest FILE")
+    batch = wants_batch(len(names), manifest=manifest, workers=workers, scheduler=scheduler)
     if output is not None:
-        check_output_path(output, inputs=[*paths, model], what="output file")
-    clf = OpenSetClassifier.load(model)
-    # one call for all clips: the library reads the next batch while it embeds one
-    with progress_hook("classifying") as hook:
-        res = clf.predict_details([str(p) for p in paths], threshold=threshold, hook=hook)
-    rows = [
-        {
-            "file": str(p),
-            "label": str(res.labels[j]),
-            "top_class": str(res.top_class[j]),
-            "score": float(res.decision_scores[j]),
-            "similarities": {
-                c: round(float(s), 6)
-                for c, s in zip(clf.classes_, res.similarities[j], strict=True)
-            },
-        }
-        for j, p in enumerate(paths)
-    ]
-    _print_rows(rows, fmt, output, clf.threshold_ if threshold is None else threshold)
+        inputs = [*names, model, *([manifest] if manifest is not None else [])]
+        check_output_path(output, inputs=inputs, what="output file")
+    check_batch_options(
+        output if batch else None, workers=workers, scheduler=scheduler, restart=restart
+    )
+    job = ClassifyJob(str(model), threshold)
+    clf = job.load()
+    thr = clf.threshold_ if threshold is None else threshold
+    if not batch:  # one clip: errors are fatal (exit 2)
+        value = job.run(clf, names)[0]
+        _print_rows([_row(names[0], value)], fmt, output, thr)
+        return
+    cluster = workers is not None or scheduler is not None
+    with batch_run(
+        job,
+        names,
+        output=output,
+        description="classifying",
+        model=clf,
+        unit_size=CLUSTER_UNIT_CLIPS if cluster else UNIT_CLIPS,
+        jobs=1,  # one call at a time: the classifier uses the cores itself
+        workers=workers,
+        scheduler=scheduler,
+        restart=restart,
+    ) as run:
+        rows = [_row(o.name, o.value) for o in run.outcomes if o.ok]
+        _print_rows(rows, fmt, output, thr)
+
+
+def _row(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "file": name,
+        "label": value["label"],
+        "top_class": value["top_class"],
+        "score": value["score"],
+        "similarities": {c: round(float(s), 6) for c, s in value["similarities"].items()},
+    }
 
 
 def _print_rows(

@@ -117,15 +117,39 @@ def test_detect_many_files_streams_csv_in_input_order(bank, audio_set, tmp_path)
     assert "100.00" in r.output
 
 
-def test_a_corrupt_file_among_many_fails_with_one_line(bank, audio_set, tmp_path):
+def test_a_corrupt_file_among_many_is_reported_and_the_others_searched(bank, audio_set, tmp_path):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF1234WAVEfmt garbage")
     rec, out = audio_set["recording"], tmp_path / "det.csv"
+    r = run("detect", rec, "--bank", bank, "-f", "csv")
+    one = r.stdout.splitlines()[1:]
+    assert len(one) == len(audio_set["events"])
     r = run("detect", rec, rec, corrupt, rec, "--bank", bank, "-f", "csv", "-o", out, "-j", "2")
-    assert r.exit_code == 2
+    assert r.exit_code == 1  # some files failed
+    assert out.read_text().splitlines() == ["filename,onset,offset,event_label,cost", *one * 3]
+    errors = (tmp_path / "det.csv.errors.csv").read_text().splitlines()
+    assert errors[0] == "filename,error" and len(errors) == 2
+    assert errors[1].startswith(f"{corrupt},") and "cannot read" in errors[1]
     lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "corrupt.wav" in lines[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wav"]  # no output, no temp
+    assert lines[0].startswith("failed:") and "corrupt.wav" in lines[0]
+    assert lines[-1] == f"error: 1 of 4 file(s) failed; the list is in {out}.errors.csv"
+    # the journal stays, so that a rerun searches the corrupt file only; once it is fixed, the
+    # output is complete and the journal and the errors file are gone
+    assert (tmp_path / "det.csv.journal").is_file()
+    corrupt.write_bytes(rec.read_bytes())
+    r = run("detect", rec, rec, corrupt, rec, "--bank", bank, "-f", "csv", "-o", out, "-j", "2")
+    assert r.exit_code == 0, r.output
+    fixed = [line.replace("rec.wav", "corrupt.wav", 1) for line in one]
+    assert out.read_text().splitlines() == [
+        "filename,onset,offset,event_label,cost",
+        *one * 2,
+        *fixed,
+        *one,
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wav", "det.csv"]
+    # one file given on the command line: a one-line error, exit 2, nothing written
+    r = run("detect", tmp_path / "x.wav", "--bank", bank, "-f", "csv", "-o", out)
+    assert r.exit_code == 2
 
 
 def test_remove_keyword(bank, tmp_path):

@@ -1,0 +1,688 @@
+"""Run one job over many files, on threads of this process or on a Dask cluster: resumable,
+with per-file errors, and the results in input order.
+
+``kwsos detect``, ``kwsos osc classify`` and ``kwsos asd score`` share this. A *job*
+(:class:`BatchJob`) is a small picklable object that loads its model once per process (a keyword
+bank, a classifier) and processes a list of items (files, or clips naming files). The runner
+(:func:`run_batch`) cuts the items into units, runs the units (:func:`kwsos.parallel.ordered_map`
+in this process, or one Dask task per unit on a cluster, :class:`DaskPool`), isolates the files
+that fail, and records every finished file in a :class:`Journal`, so that a rerun after a crash or
+Ctrl-C does only what is left and yields exactly what an uninterrupted run yields.
+
+The journal
+-----------
+One file beside the output, append-only: a header line (the job, what its results depend on,
+a hash of the item list), then one line ``<crc32> <json>`` per finished item, appended with a
+single ``write`` as soon as its unit is done. A killed process therefore loses only the units in
+flight. A torn last line (killed during the write, power loss) fails its checksum and is dropped
+with everything after it. Rewriting a small file atomically after every item would cost O(n) per
+item, O(n^2) for an archive; appending is O(1) and just as safe, because a line is believed only
+when it is complete. Items that failed are recorded too (for the report) but run again on
+resume: the user may have fixed them.
+
+Threads on cluster workers: every task sets numba's and torch's thread counts to the cores its
+worker has per task (a local cluster: ``cores // workers``; an existing cluster: the worker
+machine's cores divided by the worker's threads) and BLAS to one thread per process, as
+:func:`kwsos.parallel.single_threaded_blas` does in this process, so that results do not depend
+on where a file ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from kwsos.errors import KwsosError
+from kwsos.hooks import Hook, call_hook
+
+__all__ = [
+    "JOURNAL_FORMAT",
+    "BatchJob",
+    "DaskPool",
+    "Journal",
+    "Outcome",
+    "error_text",
+    "item_name",
+    "read_manifest",
+    "run_batch",
+]
+
+log = logging.getLogger(__name__)
+
+#: The first field of a journal's header line.
+JOURNAL_FORMAT = "kwsos-journal/1"
+#: Units (tasks) in flight per worker thread of a cluster: enough to hide a task's round trip,
+#: few enough that a killed run has little to redo.
+IN_FLIGHT_PER_THREAD = 2
+
+
+class BatchJob(Protocol):
+    """What :func:`run_batch` runs: picklable (it travels to cluster workers), immutable.
+
+    ``name`` names the command (``"detect"``); :meth:`fingerprint` is everything the results
+    depend on besides the items (options, and a stamp of the model files: a journal written
+    with other options or another model is refused); :meth:`load` returns the model (called
+    once per process); :meth:`run` processes a list of items with it and returns one
+    JSON-serialisable value per item (it raises if any item fails: the runner then retries the
+    items one by one to find which); :meth:`context` is entered around all the work of a
+    process (e.g. one BLAS thread).
+    """
+
+    name: ClassVar[str]
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+    def load(self) -> Any: ...
+
+    def run(self, model: Any, items: list[Any]) -> list[Any]: ...
+
+    def context(self) -> AbstractContextManager[Any]: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of item ``index``: its ``value`` (success) or its ``error`` (one line).
+
+    ``duration_s`` is the audio length of the file (0 when unknown); ``resumed`` says that the
+    value comes from the journal of an earlier run.
+    """
+
+    index: int
+    name: str
+    value: Any = None
+    error: str | None = None
+    duration_s: float = 0.0
+    resumed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def record(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"i": self.index, "name": self.name, "duration_s": self.duration_s}
+        if self.ok:
+            d["value"] = self.value
+        else:
+            d["error"] = self.error
+        return d
+
+
+def item_name(item: Any) -> str:
+    """The file an item names: the item itself (a path) or its ``path`` attribute (a clip)."""
+    return str(getattr(item, "path", item))
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a failed item: a :class:`KwsosError`'s message, an ``OSError``'s file and
+    reason, or the exception type and message of anything else."""
+    if isinstance(exc, KwsosError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------- manifest
+#: Column names accepted for the file column of a CSV manifest, in order of preference.
+MANIFEST_COLUMNS = ("path", "filename", "file", "audio_filename", "wav")
+
+
+def read_manifest(path: str | Path) -> list[str]:
+    """The files listed in a manifest, in order.
+
+    Two forms: a text file with one path per line (blank lines and lines starting with ``#``
+    are skipped), or a CSV/TSV file whose header names a column ``path`` (or ``filename``,
+    ``file``, ``audio_filename``, ``wav``). Relative paths stay relative, so they are read
+    from the current folder, like the paths of the command line (``find data -name '*.wav' >
+    files.txt`` gives a manifest for the folder it ran in); on a cluster every path must be
+    readable by the workers.
+
+    Raises
+    ------
+    KwsosError
+        The manifest is missing, unreadable, empty, or a CSV without a file column.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise KwsosError(f"manifest not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KwsosError(f"cannot read manifest {path}: {' '.join(str(exc).split())}") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise KwsosError(f"manifest {path} lists no files")
+    first = lines[0]
+    delimiter = "\t" if "\t" in first else ","
+    header = [c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter))]
+    is_csv = path.suffix.lower() in (".csv", ".tsv") or (
+        len(header) > 1 and any(c in MANIFEST_COLUMNS for c in header)
+    )
+    if not is_csv:
+        return [ln.strip() for ln in lines]
+    column = next((c for c in MANIFEST_COLUMNS if c in header), None)
+    if column is None:
+        raise KwsosError(
+            f"manifest {path}: no file column in the header ({', '.join(header)}); name it "
+            f"{' or '.join(MANIFEST_COLUMNS[:2])}"
+        )
+    k = header.index(column)
+    files = []
+    for n, row in enumerate(csv.reader(lines[1:], delimiter=delimiter), start=2):
+        if len(row) <= k or not row[k].strip():
+            raise KwsosError(f"manifest {path}, row {n}: no value in column {column!r}")
+        files.append(row[k].strip())
+    if not files:
+        raise KwsosError(f"manifest {path} lists no files")
+    return files
+
+
+# ----------------------------------------------------------------------------------- journal
+def _items_hash(names: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    payload = json.dumps(record, separators=(",", ":"), allow_nan=True).encode()
+    return b"%08x " % zlib.crc32(payload) + payload + b"\n"
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    """The record of a complete, intact line, else None."""
+    if not line.endswith(b"\n") or len(line) < 10 or line[8:9] != b" ":
+        return None
+    payload = line[9:-1]
+    try:
+        if int(line[:8], 16) != zlib.crc32(payload):
+            return None
+        record = json.loads(payload)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+class Journal:
+    """The append-only record of a run's finished items (see the module docstring).
+
+    Use :meth:`open`; it holds an exclusive lock on the journal until :meth:`close`, so two
+    runs never write one journal.
+    """
+
+    def __init__(self, path: Path, fd: int, lock: AbstractContextManager[Any]) -> None:
+        self.path = path
+        self._fd = fd
+        self._lock = lock
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls, path: str | Path, header: dict[str, Any], *, restart: bool = False
+    ) -> tuple[Journal, dict[int, dict[str, Any]]]:
+        """Open (or create) the journal at ``path`` for a run described by ``header``.
+
+        Returns the journal and the records of the items an earlier run of the same job
+        finished, by index (the last record of an item wins). A journal written by another
+        run (other files, options or model) is an error unless ``restart``, which discards it.
+        The file is cut after its last intact line, so new lines never follow a torn one.
+        """
+        from kwsos.io import file_lock, lock_path, umask_mode
+
+        path = Path(path)
+        lock = file_lock(lock_path(path), timeout_s=0, what=f"journal {path}")
+        lock.__enter__()
+        try:
+            header = {"format": JOURNAL_FORMAT, **header}
+            records: dict[int, dict[str, Any]] = {}
+            good_end = 0
+            if path.exists() and not restart:
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    raise KwsosError(f"cannot read journal {path}: {exc.strerror}") from None
+                lines = data.splitlines(keepends=True)
+                head = _parse(lines[0]) if lines else None
+                if head is not None:
+                    _check_header(path, head, header)
+                    good_end = len(lines[0])
+                    for line in lines[1:]:
+                        rec = _parse(line)
+                        if rec is None or not _valid_record(rec, header):
+                            break
+                        records[int(rec["i"])] = rec
+                        good_end += len(line)
+                # else: empty, or killed while the header was written: start afresh
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, umask_mode(0o666))
+            except OSError as exc:
+                raise KwsosError(f"cannot write journal {path}: {exc.strerror}") from None
+            try:
+                os.ftruncate(fd, good_end)
+                os.lseek(fd, good_end, os.SEEK_SET)
+                if good_end == 0:
+                    os.write(fd, _line(header))
+            except OSError as exc:
+                os.close(fd)
+                raise KwsosError(f"cannot write journal {path}: {exc.strerror}") from None
+        except BaseException:
+            lock.__exit__(*sys.exc_info())
+            raise
+        if good_end and len(records):
+            log.info("journal %s: %d item(s) done by an earlier run", path, len(records))
+        return cls(path, fd, lock), records
+
+    def append(self, outcome: Outcome) -> None:
+        """Record a finished item (one ``write``; thread-safe)."""
+        line = _line(outcome.record())
+        with self._write_lock:
+            view = memoryview(line)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+
+    def close(self, *, remove: bool = False) -> None:
+        """Flush to disk and release the lock; ``remove``: delete the journal (the run's output
+        is complete)."""
+        if self._fd < 0:
+            return
+        try:
+            if remove:
+                self.path.unlink(missing_ok=True)
+            else:
+                os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+            self._lock.__exit__(None, None, None)
+
+
+def _check_header(path: Path, found: dict[str, Any], wanted: dict[str, Any]) -> None:
+    def differs(*keys: str) -> bool:
+        return any(found.get(k) != wanted.get(k) for k in keys)
+
+    why = None
+    if found.get("format") != JOURNAL_FORMAT:
+        why = f"it is not a kwsos journal of this version ({found.get('format')!r})"
+    elif differs("job"):
+        why = f"it belongs to kwsos {found.get('job')}, not {wanted.get('job')}"
+    elif differs("n_items", "items"):
+        why = "it was written for other files"
+    elif differs("fingerprint"):
+        keys = sorted(
+            k
+            for k in set(found.get("fingerprint") or {}) | set(wanted.get("fingerprint") or {})
+            if (found.get("fingerprint") or {}).get(k) != (wanted.get("fingerprint") or {}).get(k)
+        )
+        why = f"it was written with other settings ({', '.join(keys) or 'options'} differ)"
+    if why:
+        raise KwsosError(
+            f"journal {path} is from another run: {why}; rerun with --restart to discard it"
+        )
+
+
+def _valid_record(rec: dict[str, Any], header: dict[str, Any]) -> bool:
+    i = rec.get("i")
+    return (
+        isinstance(i, int)
+        and 0 <= i < int(header["n_items"])
+        and isinstance(rec.get("name"), str)
+        and ("value" in rec or isinstance(rec.get("error"), str))
+    )
+
+
+# ------------------------------------------------------------------------------ unit running
+#: One model per worker process (the last job's), loaded on first use.
+_MODEL_CACHE: dict[str, Any] = {}
+_MODEL_LOCK = threading.Lock()
+_CONTEXTS: dict[str, Any] = {}
+
+
+def _job_key(job: BatchJob) -> str:
+    return json.dumps([job.name, job.fingerprint()], sort_keys=True, default=str)
+
+
+def _cached_model(job: BatchJob) -> Any:
+    key = _job_key(job)
+    with _MODEL_LOCK:
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE.clear()  # a long-lived worker keeps one model, not every one it saw
+            _MODEL_CACHE[key] = job.load()
+        return _MODEL_CACHE[key]
+
+
+def _duration_s(name: str) -> float:
+    try:
+        import soundfile as sf
+
+        info = sf.info(name)
+        return float(info.frames) / float(info.samplerate)
+    except Exception:  # the job decides what an unreadable file is; here it only lacks a length
+        return 0.0
+
+
+def _run_unit(job: BatchJob, model: Any, unit: list[tuple[int, Any]]) -> list[Outcome]:
+    """Outcomes of one unit: all values from one ``job.run``, or, if that raises, each item on
+    its own (so a corrupt file fails alone)."""
+    items = [item for _, item in unit]
+    try:
+        values = job.run(model, items)
+        if len(values) != len(items):
+            raise RuntimeError(f"{job.name} returned {len(values)} values for {len(items)} items")
+        results: list[tuple[Any, str | None]] = [(v, None) for v in values]
+    except Exception as exc:
+        if len(unit) == 1:
+            results = [(None, error_text(exc))]
+        else:
+            results = []
+            for item in items:
+                try:
+                    results.append((job.run(model, [item])[0], None))
+                except Exception as exc1:
+                    results.append((None, error_text(exc1)))
+    out = []
+    for (i, item), (value, error) in zip(unit, results, strict=True):
+        name = item_name(item)
+        out.append(Outcome(i, name, value, error, _duration_s(name) if error is None else 0.0))
+    return out
+
+
+def _set_threads(threads: int | None) -> None:
+    """numba (per calling thread) and torch threads of a task on a cluster worker."""
+    if threads is None:
+        try:
+            from distributed import get_worker
+
+            nthreads = get_worker().state.nthreads
+        except (ImportError, ValueError, AttributeError):
+            nthreads = 1
+        threads = max(1, (os.cpu_count() or 1) // max(1, nthreads))
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        numba.set_num_threads(max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS))))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _worker_task(job: BatchJob, unit: list[tuple[int, Any]], threads: int | None) -> list[Outcome]:
+    """A Dask task: a unit on a worker, with the job's model and context loaded once per
+    worker process (the context is entered once and kept: the process is the worker's)."""
+    model = _cached_model(job)
+    key = _job_key(job)
+    with _MODEL_LOCK:
+        if key not in _CONTEXTS:
+            ctx = job.context()
+            ctx.__enter__()
+            _CONTEXTS.clear()
+            _CONTEXTS[key] = ctx
+    _set_threads(threads)
+    return _run_unit(job, model, unit)
+
+
+# --------------------------------------------------------------------------------- clusters
+class DaskPool:
+    """A Dask client: a local cluster of ``workers`` processes (one thread each), or the
+    cluster whose scheduler is at ``scheduler`` (``tcp://host:port``). Use as a context.
+
+    A local cluster's worker gets ``cores // workers`` threads for numba and torch (at least
+    one); on an existing cluster each task uses its machine's cores divided by its worker's
+    threads.
+    """
+
+    def __init__(self, *, scheduler: str | None = None, workers: int | None = None) -> None:
+        if scheduler in (None, "local"):
+            scheduler = None
+            workers = workers or 1
+        elif not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            raise KwsosError(
+                f"--scheduler must be 'local' or a scheduler address such as "
+                f"tcp://host:8786, got {scheduler!r}"
+            )
+        elif workers is not None:
+            raise KwsosError(
+                "--workers starts a local cluster; it cannot be combined with an address"
+            )
+        self.scheduler = scheduler
+        self.workers = workers
+        self.client: Any = None
+        self._cluster: Any = None
+        self.task_threads: int | None = None
+
+    def __enter__(self) -> DaskPool:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise KwsosError(
+                "running on a Dask cluster needs dask.distributed: pip install 'kwsos[cluster]'"
+            ) from None
+        if self.scheduler is None:
+            assert self.workers is not None
+            self.task_threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self._cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                silence_logs=logging.ERROR,
+                dashboard_address=":8787" if _has_bokeh() else None,
+            )
+            self.client = Client(self._cluster)
+        else:
+            try:
+                self.client = Client(self.scheduler, timeout="10s")
+            except OSError as exc:
+                raise KwsosError(
+                    f"cannot reach the Dask scheduler at {self.scheduler}: {error_text(exc)}"
+                ) from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard's address, or None (a local cluster without bokeh)."""
+        if self._cluster is not None and not _has_bokeh():
+            return None
+        try:
+            return str(self.client.dashboard_link)
+        except Exception:
+            return None
+
+    @property
+    def n_threads(self) -> int:
+        """Worker threads of the cluster (tasks that can run at once)."""
+        try:
+            return max(1, sum(self.client.nthreads().values()))
+        except Exception:
+            return 1
+
+    def map_unordered(
+        self, job: BatchJob, units: Sequence[list[tuple[int, Any]]]
+    ) -> Iterator[list[Outcome]]:
+        """The outcomes of every unit as units finish, at most ``2 x threads`` in flight.
+
+        A unit whose worker died (out of memory, a crash in a native library) more often than
+        Dask allows becomes an error of each of its items, not of the run.
+        """
+        from distributed import as_completed
+
+        pending = iter(units)
+        futures: dict[Any, list[tuple[int, Any]]] = {}
+        job_future = self.client.scatter(job, broadcast=True, hash=False)
+
+        def submit() -> Any:
+            unit = next(pending, None)
+            if unit is None:
+                return None
+            f = self.client.submit(_worker_task, job_future, unit, self.task_threads, pure=False)
+            futures[f] = unit
+            return f
+
+        limit = IN_FLIGHT_PER_THREAD * self.n_threads
+        started = [f for f in (submit() for _ in range(limit)) if f is not None]
+        queue = as_completed(started)
+        try:
+            for future in queue:
+                unit = futures.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:  # KilledWorker, a lost connection
+                    why = f"its worker failed ({error_text(exc)})"
+                    result = [Outcome(i, item_name(item), None, why) for i, item in unit]
+                yield result
+                nxt = submit()
+                if nxt is not None:
+                    queue.add(nxt)
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _has_bokeh() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
+# ----------------------------------------------------------------------------------- runner
+def run_batch(
+    job: BatchJob,
+    items: Sequence[Any],
+    *,
+    unit_size: int = 1,
+    jobs: int | None = None,
+    pool: DaskPool | None = None,
+    journal: Journal | None = None,
+    resumed: dict[int, dict[str, Any]] | None = None,
+    model: Any = None,
+    hook: Hook | None = None,
+) -> Iterator[Outcome]:
+    """The :class:`Outcome` of every item, in input order, as soon as it and all items before
+    it are done.
+
+    Parameters
+    ----------
+    job
+        What to run (:class:`BatchJob`).
+    items
+        What to run it on (paths, or clips with a ``path``).
+    unit_size
+        Items per unit (one ``job.run`` call, one cluster task; the journal records a unit when
+        it is done, so a killed run redoes at most the units in flight).
+    jobs
+        Units run at once by threads of this process (:func:`kwsos.parallel.ordered_map`);
+        ignored with a ``pool``.
+    pool
+        Run the units on this Dask cluster instead (the job is sent once to every worker;
+        each worker loads the model once).
+    journal, resumed
+        Record finished items in ``journal``; skip the items in ``resumed`` (the records
+        :meth:`Journal.open` returned) whose value an earlier run found: they are yielded from
+        the records (``Outcome.resumed``). Items that failed before run again.
+    model
+        The job's model, already loaded in this process (else :meth:`BatchJob.load` here).
+    hook
+        ``hook("files", completed=, total=, audio_s=, resumed=)`` after each item in order:
+        ``audio_s`` is the audio processed by this run so far, ``resumed`` the items taken
+        from the journal.
+    """
+    from kwsos.parallel import ordered_map
+
+    n = len(items)
+    if unit_size < 1:
+        raise ValueError(f"unit_size must be >= 1, got {unit_size}")
+    done: dict[int, Outcome] = {}
+    for i, rec in (resumed or {}).items():
+        if "value" in rec and 0 <= i < n and rec.get("name") == item_name(items[i]):
+            done[i] = Outcome(i, rec["name"], rec["value"], None, rec.get("duration_s", 0.0), True)
+    todo = [i for i in range(n) if i not in done]
+    units = [
+        [(i, items[i]) for i in todo[k : k + unit_size]] for k in range(0, len(todo), unit_size)
+    ]
+
+    def record(outcomes: list[Outcome]) -> list[Outcome]:
+        if journal is not None:
+            for o in outcomes:
+                journal.append(o)
+        return outcomes
+
+    if pool is not None:
+        finished: Iterator[list[Outcome]] = (record(r) for r in pool.map_unordered(job, units))
+        context: AbstractContextManager[Any] = nullcontext()
+    else:
+        local_model = job.load() if model is None else model
+
+        def one(unit: list[tuple[int, Any]]) -> list[Outcome]:
+            return record(_run_unit(job, local_model, unit))
+
+        context = job.context()
+        finished = ordered_map(one, units, jobs=jobs) if units else iter(())
+
+    audio_s = 0.0
+    nxt = 0
+
+    def flush() -> Iterator[Outcome]:
+        nonlocal nxt, audio_s
+        while nxt in done:
+            o = done.pop(nxt)
+            if not o.resumed:
+                audio_s += o.duration_s
+            nxt += 1
+            call_hook(hook, "files", completed=nxt, total=n, audio_s=audio_s)
+            yield o
+
+    with context:
+        yield from flush()
+        for outcomes in finished:
+            for o in outcomes:
+                done[o.index] = o
+            yield from flush()
+    yield from flush()
+    if nxt != n:  # pragma: no cover - a unit lost by the runner
+        raise RuntimeError(f"{n - nxt} item(s) were never run")
+
+
+def journal_header(job: BatchJob, items: Sequence[Any]) -> dict[str, Any]:
+    """The header of ``job``'s journal over ``items``."""
+    names = [item_name(it) for it in items]
+    return {
+        "job": job.name,
+        "fingerprint": job.fingerprint(),
+        "n_items": len(names),
+        "items": _items_hash(names),
+    }
+
+
+def file_stamp(path: str | Path) -> list[Any]:
+    """A cheap stamp of a model file or folder (every file's relative name, size and
+    modification time), for :meth:`BatchJob.fingerprint`: a re-saved model changes it."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    out: list[Any] = []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append(
+            [str(p.relative_to(path)) if path.is_dir() else p.name, st.st_size, st.st_mtime_ns]
+        )
+    return out
