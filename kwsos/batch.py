@@ -441,10 +441,12 @@ class DaskPool:
 
     A local cluster's worker gets ``cores // workers`` threads for numba and torch (at least
     one); on an existing cluster each task uses its machine's cores divided by its worker's
-    threads.
+    threads. ``timeout_s``: how long to try to reach an existing scheduler.
     """
 
-    def __init__(self, *, scheduler: str | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self, *, scheduler: str | None = None, workers: int | None = None, timeout_s: float = 10
+    ) -> None:
         if scheduler in (None, "local"):
             scheduler = None
             workers = workers or 1
@@ -459,6 +461,7 @@ class DaskPool:
             )
         self.scheduler = scheduler
         self.workers = workers
+        self.timeout_s = timeout_s
         self.client: Any = None
         self._cluster: Any = None
         self.task_threads: int | None = None
@@ -470,6 +473,8 @@ class DaskPool:
             raise KwsosError(
                 "running on a Dask cluster needs dask.distributed: pip install 'kwsos[cluster]'"
             ) from None
+        # the scheduler's and workers' life-cycle messages would drown kwsos --verbose's lines
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         if self.scheduler is None:
             assert self.workers is not None
             self.task_threads = max(1, (os.cpu_count() or 1) // self.workers)
@@ -483,7 +488,7 @@ class DaskPool:
             self.client = Client(self._cluster)
         else:
             try:
-                self.client = Client(self.scheduler, timeout="10s")
+                self.client = Client(self.scheduler, timeout=f"{self.timeout_s}s")
             except OSError as exc:
                 raise KwsosError(
                     f"cannot reach the Dask scheduler at {self.scheduler}: {error_text(exc)}"

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,6 +43,7 @@ __all__ = [
     "csv_text",
     "read_csv_rows",
     "read_model_file",
+    "remove_stale_temporaries",
     "write_csv_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -253,6 +255,43 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _temporary_pattern(path: Path) -> re.Pattern[str]:
+    """Names :func:`atomic_output` gives the temporaries of ``path`` (``mkstemp``: prefix,
+    8 random characters, suffix)."""
+    return re.compile(rf"\.{re.escape(path.stem)}\.[a-z0-9_]{{8}}{re.escape(path.suffix)}")
+
+
+def remove_stale_temporaries(target: str | Path) -> list[Path]:
+    """Remove the temporaries :func:`atomic_output` left behind for ``target`` when a process
+    writing it was killed: those of the file ``target``, or, for a folder the command writes
+    (a DCASE submission), those of every file in it. Returns what was removed.
+
+    Only for a caller that knows no other process writes ``target`` (it holds the lock of the
+    journal that owns it): a live writer's temporary would go too.
+    """
+    target = Path(target)
+    if target.is_dir():
+        folder, pattern = target, _ANY_TEMPORARY
+    else:
+        folder, pattern = _parent(target), _temporary_pattern(target)
+    try:
+        stale = [p for p in folder.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+    except OSError:
+        return []
+    removed = []
+    for p in stale:
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+#: Any temporary of :func:`atomic_output` for a file with a suffix.
+_ANY_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.[A-Za-z0-9]+")
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

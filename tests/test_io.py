@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from kwsos.errors import KwsosError
@@ -43,3 +45,36 @@ def test_subtask_hook_reports_one_run_over_all_subtasks():
     second("train", completed=4, total=10)
     assert calls == [("train", 14, 30)]
     assert subtask_hook(hook, 0, 1) is hook and subtask_hook(None, 0, 3) is None
+
+
+def test_remove_stale_temporaries_of_a_killed_writer(tmp_path):
+    from kwsos.io import atomic_output, remove_stale_temporaries
+
+    out = tmp_path / "det.csv"
+    out.write_text("old")
+    keep = [tmp_path / n for n in ("det.csv.journal", ".det.csv", ".det.abc.csv", "x.csv")]
+    for p in keep:
+        p.write_text("mine")
+    stale = []
+
+    class Killed(BaseException):
+        pass
+
+    for _ in range(2):  # two writers killed before their rename (the temporary is left)
+        with pytest.raises(Killed), atomic_output(out) as tmp:
+            tmp.write_text("half")
+            stale.append(tmp)
+            os.link(tmp, tmp.with_name(tmp.name + ".keep"))  # what a SIGKILL would leave
+            raise Killed
+    for p in stale:
+        os.replace(p.with_name(p.name + ".keep"), p)
+    assert sorted(remove_stale_temporaries(out)) == sorted(stale)
+    assert all(p.exists() for p in keep) and out.read_text() == "old"
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "anomaly_score_a_section_00_test.csv").write_text("x")
+    (folder / ".anomaly_score_a_section_00_test.k3j_9xq1.csv").write_text("half")
+    assert [p.name for p in remove_stale_temporaries(folder)] == [
+        ".anomaly_score_a_section_00_test.k3j_9xq1.csv"
+    ]
+    assert [p.name for p in folder.iterdir()] == ["anomaly_score_a_section_00_test.csv"]

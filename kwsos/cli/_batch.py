@@ -227,9 +227,14 @@ def batch_run(
             )
         resumed: dict[int, dict[str, Any]] = {}
         if output is not None:
+            from kwsos.io import remove_stale_temporaries
+
             journal, resumed = Journal.open(
                 journal_path(output), journal_header(job, items), restart=restart
             )
+            # what a killed run was writing (we hold the journal's lock: no one else writes it)
+            for target in (output, errors_path(output)):
+                remove_stale_temporaries(target)
         bar = stack.enter_context(_progress(progress))
         task = bar.add_task(description, total=n, t0=time.monotonic(), audio_s=0.0, resumed=0)
 

@@ -209,3 +209,53 @@ def test_evaluate_eval_set_needs_ground_truth(tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["summary"]["official_score"] == pytest.approx(1.0)
+
+
+def _scores(folder: Path) -> dict[str, float]:
+    out = {}
+    for f in sorted(folder.glob("anomaly_score_*.csv")):
+        for line in f.read_text().splitlines():
+            name, score = line.rsplit(",", 1)
+            out[f"{f.name}:{name}"] = float(score)  # sections of machines share clip names
+    return out
+
+
+def test_score_survives_a_corrupt_clip_and_resumes(data, fitted, tmp_path):
+    """A clip that cannot be read is reported and the others are written; the journal beside
+    the output keeps the scored clips, so the rerun after the fix scores only that clip."""
+    ref = tmp_path / "ref"
+    assert run("asd", "score", data["data"], "--model", fitted, "--output", ref).exit_code == 0
+    copy = tmp_path / "data"
+    shutil.copytree(data["data"], copy)
+    bad = sorted((copy / "dev_data/raw/my_fan/test").glob("*.wav"))[4]
+    good = bad.read_bytes()
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    out = tmp_path / "sub"
+    res = run("asd", "score", copy, "--model", fitted, "--output", out)
+    assert res.exit_code == 1
+    assert f"failed: {bad}" in res.stderr and "1 of 24 file(s) failed" in res.stderr
+    errors = (tmp_path / "sub.errors.csv").read_text().splitlines()
+    assert len(errors) == 2 and errors[1].startswith(f"{bad},")
+    expected = _scores(ref)
+    partial = _scores(out)
+    assert set(partial) == set(expected) - {f"anomaly_score_my_fan_section_00_test.csv:{bad.name}"}
+    for name, s in partial.items():
+        assert s == pytest.approx(expected[name], rel=1e-5, abs=1e-6)
+    assert (tmp_path / "sub.journal").is_file()
+    bad.write_bytes(good)
+    res = run("-v", "asd", "score", copy, "--model", fitted, "--output", out)
+    assert res.exit_code == 0, res.output
+    assert "23 of 24 file(s) were done by an earlier run" in res.stderr
+    assert _scores(out) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "ref", "sub"]
+
+
+def test_score_on_a_local_cluster(data, fitted, tmp_path):
+    pytest.importorskip("distributed")
+    ref, out = tmp_path / "ref", tmp_path / "sub"
+    assert run("asd", "score", data["data"], "--model", fitted, "--output", ref).exit_code == 0
+    res = run("asd", "score", data["data"], "--model", fitted, "--output", out, "--workers", "2")
+    assert res.exit_code == 0, res.output
+    assert _scores(out) == pytest.approx(_scores(ref), rel=1e-5, abs=1e-6)
+    for f in ref.glob("decision_result_*.csv"):
+        assert (out / f.name).read_text() == f.read_text()

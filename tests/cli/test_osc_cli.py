@@ -264,3 +264,39 @@ def test_classify_many_files_as_one_at_a_time(data: dict, tmp_path: Path, monkey
         (one,) = csv.DictReader(io.StringIO(r.stdout))
         assert (one["label"], one["top_class"]) == (row["label"], row["top_class"])
         assert float(one["score"]) == pytest.approx(float(row["score"]), abs=1e-5)
+
+
+def test_classify_an_archive_with_a_corrupt_clip_resumes_and_runs_on_a_cluster(
+    data: dict, tmp_path: Path
+):
+    model = tmp_path / "alarms.osc"
+    assert run("osc", "fit", data["shots"], "--model", model, "--seed", "1").exit_code == 0
+    files = data["tests"] + write_clips(tmp_path / "more", "fast_beeps", 3, 40)
+    r = run("osc", "classify", *files, "--model", model, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    reference = r.stdout.splitlines()
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    manifest = tmp_path / "clips.txt"
+    manifest.write_text("".join(f"{f}\n" for f in [*files[:3], bad, *files[3:]]))
+    out = tmp_path / "res.csv"
+    r = run("osc", "classify", "--manifest", manifest, "-m", model, "-f", "csv", "-o", out)
+    assert r.exit_code == 1
+    assert f"failed: {bad}: cannot read audio file" in r.stderr
+    assert out.read_text().splitlines() == reference
+    assert (tmp_path / "res.csv.errors.csv").read_text().startswith(f"filename,error\n{bad},")
+    bad.write_bytes(files[0].read_bytes())
+    r = run("-v", "osc", "classify", "--manifest", manifest, "-m", model, "-f", "csv", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert "7 of 8 file(s) were done by an earlier run" in r.stderr
+    rows = out.read_text().splitlines()
+    assert rows[:4] + rows[5:] == reference and rows[4].startswith(f"{bad},")
+    assert not (tmp_path / "res.csv.journal").exists()
+    assert not (tmp_path / "res.csv.errors.csv").exists()
+
+    pytest.importorskip("distributed")
+    r = run("osc", "classify", *files, "-m", model, "-f", "csv", "--workers", "2")
+    assert r.exit_code == 0, r.output
+    for got, want in zip(r.stdout.splitlines()[1:], reference[1:], strict=True):
+        g, w = got.rsplit(",", 1), want.rsplit(",", 1)
+        assert g[0] == w[0] and float(g[1]) == pytest.approx(float(w[1]), abs=1e-5)
