@@ -51,6 +51,7 @@ __all__ = [
     "DaskPool",
     "Journal",
     "Outcome",
+    "WorkerSetupError",
     "error_text",
     "item_name",
     "read_manifest",
@@ -357,15 +358,6 @@ def _job_key(job: BatchJob) -> str:
     return json.dumps([job.name, job.fingerprint()], sort_keys=True, default=str)
 
 
-def _cached_model(job: BatchJob) -> Any:
-    key = _job_key(job)
-    with _MODEL_LOCK:
-        if key not in _MODEL_CACHE:
-            _MODEL_CACHE.clear()  # a long-lived worker keeps one model, not every one it saw
-            _MODEL_CACHE[key] = job.load()
-        return _MODEL_CACHE[key]
-
-
 def _duration_s(name: str) -> float:
     try:
         import soundfile as sf
@@ -419,33 +411,54 @@ def _set_threads(threads: int | None) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def _worker_task(job: BatchJob, unit: list[tuple[int, Any]], threads: int | None) -> list[Outcome]:
+class WorkerSetupError(KwsosError):
+    """A cluster worker could not load the job's model (e.g. the bank's path does not exist
+    on that machine): the run stops, as it would on the first file anyway."""
+
+
+def _worker_task(
+    job: BatchJob, key: str, unit: list[tuple[int, Any]], threads: int | None
+) -> list[Outcome]:
     """A Dask task: a unit on a worker, with the job's model and context loaded once per
-    worker process (the context is entered once and kept: the process is the worker's)."""
-    model = _cached_model(job)
-    key = _job_key(job)
+    worker process (the context is entered once and kept: the process is the worker's).
+    ``key`` is :func:`_job_key` of ``job``, computed once by the client."""
     with _MODEL_LOCK:
-        if key not in _CONTEXTS:
-            ctx = job.context()
-            ctx.__enter__()
-            _CONTEXTS.clear()
-            _CONTEXTS[key] = ctx
+        try:
+            if key not in _MODEL_CACHE:
+                _MODEL_CACHE.clear()  # a long-lived worker keeps one model, not every one
+                _MODEL_CACHE[key] = job.load()
+            if key not in _CONTEXTS:
+                ctx = job.context()
+                ctx.__enter__()
+                _CONTEXTS.clear()
+                _CONTEXTS[key] = ctx
+        except Exception as exc:
+            raise WorkerSetupError(
+                f"a Dask worker could not load the {job.name} model: {error_text(exc)}"
+            ) from None
+        model = _MODEL_CACHE[key]
     _set_threads(threads)
     return _run_unit(job, model, unit)
 
 
 # --------------------------------------------------------------------------------- clusters
 class DaskPool:
-    """A Dask client: a local cluster of ``workers`` processes (one thread each), or the
-    cluster whose scheduler is at ``scheduler`` (``tcp://host:port``). Use as a context.
+    """A Dask client: a local cluster of ``workers`` processes (one task at a time each), or
+    the cluster whose scheduler is at ``scheduler`` (``tcp://host:port``). Use as a context.
 
-    A local cluster's worker gets ``cores // workers`` threads for numba and torch (at least
-    one); on an existing cluster each task uses its machine's cores divided by its worker's
-    threads. ``timeout_s``: how long to try to reach an existing scheduler.
+    A task uses ``worker_threads`` threads for numba and torch; by default a local cluster's
+    tasks get ``cores // workers`` (at least one), and on an existing cluster a task gets its
+    machine's cores divided by its worker's threads. ``timeout_s``: how long to try to reach
+    an existing scheduler.
     """
 
     def __init__(
-        self, *, scheduler: str | None = None, workers: int | None = None, timeout_s: float = 10
+        self,
+        *,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        worker_threads: int | None = None,
+        timeout_s: float = 10,
     ) -> None:
         if scheduler in (None, "local"):
             scheduler = None
@@ -459,8 +472,11 @@ class DaskPool:
             raise KwsosError(
                 "--workers starts a local cluster; it cannot be combined with an address"
             )
+        if worker_threads is not None and worker_threads < 1:
+            raise KwsosError(f"--worker-threads must be >= 1, got {worker_threads}")
         self.scheduler = scheduler
         self.workers = workers
+        self.worker_threads = worker_threads
         self.timeout_s = timeout_s
         self.client: Any = None
         self._cluster: Any = None
@@ -477,7 +493,7 @@ class DaskPool:
         logging.getLogger("distributed").setLevel(logging.WARNING)
         if self.scheduler is None:
             assert self.workers is not None
-            self.task_threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self.task_threads = self.worker_threads or max(1, (os.cpu_count() or 1) // self.workers)
             self._cluster = LocalCluster(
                 n_workers=self.workers,
                 threads_per_worker=1,
@@ -487,6 +503,7 @@ class DaskPool:
             )
             self.client = Client(self._cluster)
         else:
+            self.task_threads = self.worker_threads  # None: decided on each worker
             try:
                 self.client = Client(self.scheduler, timeout=f"{self.timeout_s}s")
             except OSError as exc:
@@ -503,10 +520,11 @@ class DaskPool:
 
     @property
     def dashboard_link(self) -> str | None:
-        """The Dask dashboard's address, or None (a local cluster without bokeh)."""
-        if self._cluster is not None and not _has_bokeh():
-            return None
+        """The Dask dashboard's address, or None when the scheduler serves none (a local
+        cluster without bokeh, a scheduler started with ``--no-dashboard``)."""
         try:
+            if "dashboard" not in self.client.scheduler_info().get("services", {}):
+                return None
             return str(self.client.dashboard_link)
         except Exception:
             return None
@@ -532,12 +550,15 @@ class DaskPool:
         pending = iter(units)
         futures: dict[Any, list[tuple[int, Any]]] = {}
         job_future = self.client.scatter(job, broadcast=True, hash=False)
+        key = _job_key(job)
 
         def submit() -> Any:
             unit = next(pending, None)
             if unit is None:
                 return None
-            f = self.client.submit(_worker_task, job_future, unit, self.task_threads, pure=False)
+            f = self.client.submit(
+                _worker_task, job_future, key, unit, self.task_threads, pure=False
+            )
             futures[f] = unit
             return f
 
@@ -549,6 +570,8 @@ class DaskPool:
                 unit = futures.pop(future)
                 try:
                     result = future.result()
+                except WorkerSetupError:
+                    raise
                 except Exception as exc:  # KilledWorker, a lost connection
                     why = f"its worker failed ({error_text(exc)})"
                     result = [Outcome(i, item_name(item), None, why) for i, item in unit]
@@ -573,6 +596,7 @@ def run_batch(
     items: Sequence[Any],
     *,
     unit_size: int = 1,
+    unit_bytes: int | None = None,
     jobs: int | None = None,
     pool: DaskPool | None = None,
     journal: Journal | None = None,
@@ -592,6 +616,11 @@ def run_batch(
     unit_size
         Items per unit (one ``job.run`` call, one cluster task; the journal records a unit when
         it is done, so a killed run redoes at most the units in flight).
+    unit_bytes
+        With it, ``unit_size`` is a maximum: consecutive items go into one unit until their
+        files reach this many bytes (a file that cannot be sized, e.g. one only the cluster's
+        workers see, is a unit of its own). Many short files then cost one task, not one each,
+        and long files still spread over the workers one by one.
     jobs
         Units run at once by threads of this process (:func:`kwsos.parallel.ordered_map`);
         ignored with a ``pool``.
@@ -619,9 +648,7 @@ def run_batch(
         if "value" in rec and 0 <= i < n and rec.get("name") == item_name(items[i]):
             done[i] = Outcome(i, rec["name"], rec["value"], None, rec.get("duration_s", 0.0), True)
     todo = [i for i in range(n) if i not in done]
-    units = [
-        [(i, items[i]) for i in todo[k : k + unit_size]] for k in range(0, len(todo), unit_size)
-    ]
+    units = _units(items, todo, unit_size, unit_bytes)
 
     def record(outcomes: list[Outcome]) -> list[Outcome]:
         if journal is not None:
@@ -663,6 +690,31 @@ def run_batch(
     yield from flush()
     if nxt != n:  # pragma: no cover - a unit lost by the runner
         raise RuntimeError(f"{n - nxt} item(s) were never run")
+
+
+def _units(
+    items: Sequence[Any], todo: list[int], unit_size: int, unit_bytes: int | None
+) -> list[list[tuple[int, Any]]]:
+    if unit_bytes is None:
+        return [
+            [(i, items[i]) for i in todo[k : k + unit_size]] for k in range(0, len(todo), unit_size)
+        ]
+    units: list[list[tuple[int, Any]]] = []
+    unit: list[tuple[int, Any]] = []
+    size = 0
+    for i in todo:
+        try:
+            nbytes = os.stat(item_name(items[i])).st_size
+        except OSError:
+            nbytes = unit_bytes
+        if unit and (size + nbytes > unit_bytes or len(unit) >= unit_size):
+            units.append(unit)
+            unit, size = [], 0
+        unit.append((i, items[i]))
+        size += nbytes
+    if unit:
+        units.append(unit)
+    return units
 
 
 def journal_header(job: BatchJob, items: Sequence[Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from kwsos.batch import (
     DaskPool,
     Journal,
     Outcome,
+    WorkerSetupError,
     error_text,
     journal_header,
     read_manifest,
@@ -294,3 +295,43 @@ def test_dask_pool_options_are_checked():
     with pytest.raises(KwsosError, match="cannot reach the Dask scheduler"):
         with DaskPool(scheduler="tcp://127.0.0.1:9", timeout_s=1):
             pass
+
+
+def test_units_by_size_group_short_files_and_keep_long_ones_alone(tmp_path):
+    sizes = [10, 10, 10, 50, 10, 10, 10, 10, 10, 100, 5]
+    items = []
+    for k, size in enumerate(sizes):
+        items.append(tmp_path / f"{k}.wav")
+        items[-1].write_bytes(b"x" * size)
+    items.append(tmp_path / "missing.wav")  # cannot be sized: a unit of its own
+    items.append(tmp_path / "0.wav")
+    job = SquareJob()
+    out = list(run_batch(job, [str(p) for p in items], unit_size=4, unit_bytes=40, jobs=1))
+    assert [o.value for o in out[:11]] == [k * k for k in range(11)]
+    assert not out[11].ok and out[12].value == 0
+    assert [[Path(p).name for p in call] for call in job.calls] == [
+        ["0.wav", "1.wav", "2.wav"],  # 30 bytes; the next would pass 40
+        ["3.wav"],  # 50 bytes alone
+        ["4.wav", "5.wav", "6.wav", "7.wav"],  # unit_size 4
+        ["8.wav"],
+        ["9.wav"],
+        ["10.wav"],
+        ["missing.wav"],  # sized as a full unit
+        ["0.wav"],
+    ]
+
+
+@dataclass(frozen=True)
+class NoModelJob(SquareJob):
+    def load(self) -> str:
+        raise KwsosError("no keyword bank at /shared/bank (missing bank.json)")
+
+
+def test_a_worker_that_cannot_load_the_model_stops_the_run(restore_threads):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        with DaskPool(scheduler=cluster.scheduler_address) as pool:
+            with pytest.raises(WorkerSetupError, match="could not load the square model: no k"):
+                list(run_batch(NoModelJob(), names(5), pool=pool))

@@ -76,7 +76,7 @@ def test_no_import_loops_at_module_level():
 
 LAYER = {  # a module may import only from layers with a lower or equal number
     "kwsos.errors": 0, "kwsos.io": 0, "kwsos.hooks": 0, "kwsos.config": 0,
-    "kwsos.parallel": 0, "kwsos._biquad": 0,
+    "kwsos.parallel": 0, "kwsos.batch": 0, "kwsos._biquad": 0,
     "kwsos.audio": 1, "kwsos.events": 1, "kwsos.noise": 1, "kwsos.augment": 1,
     "kwsos.metrics": 1, "kwsos.plots": 1, "kwsos.training": 1, "kwsos.dcase": 1,
     "kwsos.features": 2, "kwsos.models": 2, "kwsos.losses": 2,
@@ -122,7 +122,8 @@ def test_the_library_never_prints():
 #: (0.14 s) only when cepstra are computed.
 HEAVY = (
     "torch", "torchaudio", "numba", "scipy.signal", "scipy.ndimage", "scipy.fft", "tslearn",
-    "sklearn", "matplotlib", "sed_eval", "kwsos.tasks.openset",
+    "sklearn", "matplotlib", "sed_eval", "kwsos.tasks.openset", "distributed", "dask",
+    "pyarrow",
 )  # fmt: skip
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "ManifestOpt",
     "RestartOpt",
     "SchedulerOpt",
+    "WorkerThreadsOpt",
     "WorkersOpt",
     "batch_run",
     "check_batch_options",
@@ -77,6 +78,17 @@ SchedulerOpt = Annotated[
         show_default=False,
     ),
 ]
+WorkerThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--worker-threads",
+        help="Threads each file gets on a Dask worker (numba, torch). Default: cores / "
+        "--workers on a local cluster, the worker machine's cores / its worker threads on an "
+        "existing one.",
+        min=1,
+        show_default=False,
+    ),
+]
 RestartOpt = Annotated[
     bool,
     typer.Option(
@@ -116,11 +128,18 @@ def wants_batch(
 
 
 def check_batch_options(
-    output: Path | None, *, workers: int | None, scheduler: str | None, restart: bool
+    output: Path | None,
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    restart: bool,
+    worker_threads: int | None = None,
 ) -> None:
     """One-line errors for option combinations that cannot work, before any work."""
     from kwsos.io import check_output_path
 
+    if worker_threads is not None and workers is None and scheduler is None:
+        raise KwsosError("--worker-threads is for a Dask cluster: give --workers or --scheduler")
     if restart and output is None:
         raise KwsosError("--restart discards the journal beside --output; give --output")
     if scheduler not in (None, "local") and workers is not None:
@@ -192,9 +211,11 @@ def batch_run(
     description: str,
     model: Any = None,
     unit_size: int = 1,
+    unit_bytes: int | None = None,
     jobs: int | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    worker_threads: int | None = None,
     restart: bool = False,
     progress: bool = True,
 ) -> Iterator[BatchRun]:
@@ -214,7 +235,9 @@ def batch_run(
     with ExitStack() as stack:
         pool = None
         if workers is not None or scheduler is not None:
-            pool = stack.enter_context(DaskPool(scheduler=scheduler, workers=workers))
+            pool = stack.enter_context(
+                DaskPool(scheduler=scheduler, workers=workers, worker_threads=worker_threads)
+            )
             link = pool.dashboard_link
             where = (
                 f"local cluster of {workers or 1} worker(s)"
@@ -246,6 +269,7 @@ def batch_run(
                 job,
                 items,
                 unit_size=unit_size,
+                unit_bytes=unit_bytes,
                 jobs=jobs,
                 pool=pool,
                 journal=journal,

@@ -16,7 +16,14 @@ from typing import Annotated, Any
 
 import typer
 
-from kwsos.cli._batch import RestartOpt, SchedulerOpt, WorkersOpt, batch_run, check_batch_options
+from kwsos.cli._batch import (
+    RestartOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    WorkerThreadsOpt,
+    batch_run,
+    check_batch_options,
+)
 from kwsos.cli._common import done, emit_text, info, out, progress_hook, user_errors
 from kwsos.errors import KwsosError
 from kwsos.io import check_output_path, check_writable_dir_target
@@ -190,6 +197,7 @@ def score(
     layout: LayoutOpt = Layout.auto,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
+    worker_threads: WorkerThreadsOpt = None,
     restart: RestartOpt = False,
 ) -> None:
     """Score the test clips of DATASET_DIR and write the DCASE submission files.
@@ -208,7 +216,13 @@ def score(
     if not model.is_file():
         raise KwsosError(f"model file not found: {model} (create it with kwsos asd fit)")
     check_writable_dir_target(output, what="output folder")
-    check_batch_options(output, workers=workers, scheduler=scheduler, restart=restart)
+    check_batch_options(
+        output,
+        workers=workers,
+        scheduler=scheduler,
+        restart=restart,
+        worker_threads=worker_threads,
+    )
     job = ScoreJob(str(model))
     det = job.load()
     clips, lay = _read(dataset, split="test", layout=layout, machines=machine)
@@ -230,6 +244,7 @@ def score(
         jobs=1,  # one call at a time: the detector uses the cores itself
         workers=workers,
         scheduler=scheduler,
+        worker_threads=worker_threads,
         restart=restart,
     ) as run:
         scored = [(clips[o.index], o.value) for o in run.outcomes if o.ok]

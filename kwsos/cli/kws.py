@@ -19,6 +19,7 @@ from kwsos.cli._batch import (
     RestartOpt,
     SchedulerOpt,
     WorkersOpt,
+    WorkerThreadsOpt,
     batch_run,
     check_batch_options,
     gather_inputs,
@@ -584,6 +585,7 @@ def detect(
     manifest: ManifestOpt = None,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
+    worker_threads: WorkerThreadsOpt = None,
     restart: RestartOpt = False,
 ) -> None:
     """Find every enrolled keyword in RECORDINGS, with onset and offset in seconds.
@@ -618,7 +620,11 @@ def detect(
     if fmt is Format.parquet:
         _require_pyarrow()
     check_batch_options(
-        output if batch else None, workers=workers, scheduler=scheduler, restart=restart
+        output if batch else None,
+        workers=workers,
+        scheduler=scheduler,
+        restart=restart,
+        worker_threads=worker_threads,
     )
     job = DetectJob(
         str(bank),
@@ -634,20 +640,30 @@ def detect(
         results = _detect_all(model[0], [Path(names[0])], threshold, progress=not rows_on_tty)
         _write_events(results, fmt, output)
         return
+    cluster = workers is not None or scheduler is not None
     with batch_run(
         job,
         names,
         output=output,
         description=f"detecting in {len(names)} recordings",
         model=model,
+        # a cluster task costs ~10-25 ms: short files go to the workers in groups
+        unit_size=CLUSTER_UNIT_FILES if cluster else 1,
+        unit_bytes=CLUSTER_UNIT_BYTES if cluster else None,
         jobs=jobs,
         workers=workers,
         scheduler=scheduler,
+        worker_threads=worker_threads,
         restart=restart,
         progress=not rows_on_tty,
     ) as run:
         results = ((o.name, DetectJob.events(o.name, o.value)) for o in run.outcomes if o.ok)
         _write_events(results, fmt, output)
+
+
+#: Files per cluster task: consecutive files up to this many bytes (4 MiB: ~2 min of 16 kHz
+#: audio, about a second of searching) and this many files.
+CLUSTER_UNIT_BYTES, CLUSTER_UNIT_FILES = 4 << 20, 64
 
 
 def _require_pyarrow() -> None:

@@ -21,6 +21,7 @@ from kwsos.cli._batch import (
     RestartOpt,
     SchedulerOpt,
     WorkersOpt,
+    WorkerThreadsOpt,
     batch_run,
     check_batch_options,
     gather_inputs,
@@ -310,6 +311,7 @@ def classify(
     manifest: ManifestOpt = None,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
+    worker_threads: WorkerThreadsOpt = None,
     restart: RestartOpt = False,
 ) -> None:
     """Name the class of every CLIP, or 'unknown'.
@@ -334,7 +336,11 @@ def classify(
         inputs = [*names, model, *([manifest] if manifest is not None else [])]
         check_output_path(output, inputs=inputs, what="output file")
     check_batch_options(
-        output if batch else None, workers=workers, scheduler=scheduler, restart=restart
+        output if batch else None,
+        workers=workers,
+        scheduler=scheduler,
+        restart=restart,
+        worker_threads=worker_threads,
     )
     job = ClassifyJob(str(model), threshold)
     clf = job.load()
@@ -354,6 +360,7 @@ def classify(
         jobs=1,  # one call at a time: the classifier uses the cores itself
         workers=workers,
         scheduler=scheduler,
+        worker_threads=worker_threads,
         restart=restart,
     ) as run:
         rows = [_row(o.name, o.value) for o in run.outcomes if o.ok]
