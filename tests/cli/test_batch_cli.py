@@ -198,6 +198,7 @@ def test_a_journal_of_other_options_is_refused_then_restart(archive, tmp_path):
         (["--scheduler", "h:1"], "'local' or a scheduler address"),
         (["--manifest", "missing.txt"], "manifest not found: missing.txt"),
         (["-f", "parquet"], "--format parquet needs --output FILE"),
+        (["--worker-threads", "2"], "--worker-threads is for a Dask cluster"),
     ],
 )
 def test_option_errors_are_one_line(archive, tmp_path, args, message):
