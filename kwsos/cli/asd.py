@@ -10,6 +10,7 @@ in :class:`kwsos.tasks.anomaly.AnomalyDetector` and :mod:`kwsos.dcase`.
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -223,7 +224,9 @@ def score(
         restart=restart,
         worker_threads=worker_threads,
     )
-    job = ScoreJob(str(model))
+    cluster = workers is not None or scheduler is not None
+    # a cluster's workers do not share our current folder
+    job = ScoreJob(os.path.abspath(model) if cluster else str(model))
     det = job.load()
     clips, lay = _read(dataset, split="test", layout=layout, machines=machine)
     unknown = sorted({c.machine for c in clips} - set(det.machines_))
@@ -233,7 +236,6 @@ def score(
             f"{', '.join(det.machines_)}); use --machine to choose"
         )
     det.threshold_of(clips)  # raises on a section the model does not know, before any work
-    cluster = workers is not None or scheduler is not None
     with batch_run(
         job,
         clips,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -626,8 +627,9 @@ def detect(
         restart=restart,
         worker_threads=worker_threads,
     )
+    cluster = workers is not None or scheduler is not None
     job = DetectJob(
-        str(bank),
+        os.path.abspath(bank) if cluster else str(bank),  # workers: not in our folder
         threshold=threshold,
         keywords=tuple(keyword) if keyword else None,
         inference=None if inference is None else inference.value,
@@ -640,7 +642,6 @@ def detect(
         results = _detect_all(model[0], [Path(names[0])], threshold, progress=not rows_on_tty)
         _write_events(results, fmt, output)
         return
-    cluster = workers is not None or scheduler is not None
     with batch_run(
         job,
         names,

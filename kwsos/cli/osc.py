@@ -9,6 +9,7 @@ of every clip, or says ``unknown``. The commands stay thin: everything happens i
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -342,14 +343,15 @@ def classify(
         restart=restart,
         worker_threads=worker_threads,
     )
-    job = ClassifyJob(str(model), threshold)
+    cluster = workers is not None or scheduler is not None
+    # a cluster's workers do not share our current folder
+    job = ClassifyJob(os.path.abspath(model) if cluster else str(model), threshold)
     clf = job.load()
     thr = clf.threshold_ if threshold is None else threshold
     if not batch:  # one clip: errors are fatal (exit 2)
         value = job.run(clf, names)[0]
         _print_rows([_row(names[0], value)], fmt, output, thr)
         return
-    cluster = workers is not None or scheduler is not None
     with batch_run(
         job,
         names,
