@@ -129,13 +129,14 @@ def fit(
     pretrained: Annotated[
         list[str] | None,
         typer.Option(
-            help="Network to start from: 'bundled' (shipped with kwsos, pretrained on generated "
-            "alarm-like sounds; it is fine-tuned on your shots and also kept as it is), 'none' "
-            "(a random start: the paper's directly trained system) or a file written by "
+            help="Network to start from (it is fine-tuned on your shots and also kept as it "
+            "is): 'real' (shipped with kwsos, pretrained on 1794 real recordings under ever "
+            "new real backgrounds and device colourings), 'synthetic' (shipped, pretrained on "
+            "generated alarm-like sounds; also called 'bundled'), 'none' (a random start: the "
+            "paper's directly trained system) or a file written by "
             "recipes/alarm_osc/local/pretrain.py. Give it twice or more to combine networks "
-            "pretrained on different data (e.g. --pretrained bundled --pretrained real.pt): "
-            "each is fine-tuned and kept, and a clip's similarity is the mean over all of them. "
-            "[default: bundled]",
+            "(e.g. --pretrained real --pretrained synthetic): each is fine-tuned and kept, and "
+            "a clip's similarity is the mean over all of them. [default: real]",
             show_default=False,
             metavar="NETWORK",
         ),
@@ -173,7 +174,7 @@ def fit(
 
     Example: kwsos osc fit my_sounds/ --model sounds.osc
     """
-    from kwsos.embeddings.clip import pretrained_frontend
+    from kwsos.embeddings.clip import SHIPPED_PRETRAINED, pretrained_frontend
     from kwsos.tasks.openset import PRETRAINED_SYSTEM, OpenSetClassifier
 
     check_number(threshold, "--threshold", -1.0, 1.0, what="a cosine similarity")
@@ -205,8 +206,8 @@ def fit(
             "--unknown with sounds that are none of them"
         )
     inputs = [f for files in (*shots.values(), *unknown_shots.values()) for f in files]
-    priors = pretrained or ["bundled"]
-    inputs += [Path(p) for p in priors if p != "bundled" and p.lower() != "none"]
+    priors = pretrained or ["real"]
+    inputs += [Path(p) for p in priors if p not in SHIPPED_PRETRAINED and p.lower() != "none"]
     check_output_path(model, inputs=inputs, what="model file")
     from kwsos.audio import audio_info
 
@@ -221,7 +222,7 @@ def fit(
     if priors[0].lower() != "none":
         frontends = []
         for p in priors:
-            if p != "bundled" and not Path(p).is_file():
+            if p not in SHIPPED_PRETRAINED and not Path(p).is_file():
                 raise KwsosError(f"--pretrained: file not found: {p}")
             frontends.append(pretrained_frontend(p))  # the features it was trained on
         if any(f != frontends[0] for f in frontends[1:]):

@@ -16,7 +16,8 @@ The pieces, each usable alone:
   averaged);
 * :func:`pretrain`, :func:`save_pretrained`, :func:`load_pretrained`,
   :func:`pretrained_frontend`: a network trained on many classes as the starting point of
-  few-shot fits; ``"bundled"`` is the one shipped with kwsos (:data:`BUNDLED_PRETRAINED`).
+  few-shot fits; ``"real"`` and ``"synthetic"`` are the ones shipped with kwsos
+  (:data:`SHIPPED_PRETRAINED`).
 """
 
 from __future__ import annotations
@@ -62,9 +63,21 @@ Clip = np.ndarray | str | Path
 _EMBED_BATCH = 64
 #: Identifies a pretrained clip network file (:func:`save_pretrained`).
 PRETRAINED_FORMAT = "kwsos-openset-pretrained/1"
-#: The pretrained network shipped with kwsos (``ClipModelConfig(init="bundled")``): made by
+#: The network pretrained on generated alarm-like sounds (``ClipModelConfig(init="synthetic")``,
+#: also ``"bundled"``, its name before kwsos shipped two): made by
 #: ``recipes/alarm_osc/local/pretrain.py`` from ``data_prep.make_alarm_pretrain`` data.
 BUNDLED_PRETRAINED = Path(__file__).resolve().parent.parent / "data" / "osc_pretrained.pt"
+#: The network pretrained on 1794 real recordings under ever new real backgrounds, levels and
+#: device colourings (``init="real"``, the default of ``kwsos osc fit``): made by
+#: ``recipes/alarm_osc/local/pretrain_invariant.py`` from ``data_prep.make_real_pretrain`` and
+#: ``data_prep.make_background_pool`` data (sources and licences: ``kwsos/data/NOTICE.md``).
+REAL_PRETRAINED = BUNDLED_PRETRAINED.with_name("osc_pretrained_real.pt")
+#: Names of the networks shipped with kwsos, usable wherever a pretrained network's path is.
+SHIPPED_PRETRAINED: dict[str, Path] = {
+    "real": REAL_PRETRAINED,
+    "synthetic": BUNDLED_PRETRAINED,
+    "bundled": BUNDLED_PRETRAINED,
+}
 #: Training log of a network used as it is (no training on the shots).
 _UNTRAINED_LOG: dict[str, Any] = {"epochs_run": 0, "losses": [], "scales": [], "seconds": 0.0}
 
@@ -112,7 +125,8 @@ class ClipModelConfig(Config):
         Clip ResNet (Diss. Table 4: 128, (16, 32, 64, 128), 2).
     init
         Path of a pretrained clip network (:func:`pretrain`, :func:`save_pretrained`), or
-        ``"bundled"`` (:data:`BUNDLED_PRETRAINED`). It is the starting point of training instead
+        the name of one shipped with kwsos (:data:`SHIPPED_PRETRAINED`: ``"real"``,
+        ``"synthetic"``, alias ``"bundled"``). It is the starting point of training instead
         of a random initialisation; its architecture replaces ``dim``, ``channels`` and
         ``blocks_per_stage``, and the frontend must be the one it was trained with
         (:func:`pretrained_frontend`). A list of several pretrained networks (same frontend)
@@ -713,7 +727,7 @@ def save_pretrained(
 def _read_pretrained(path: str | Path) -> tuple[Path, dict[str, Any]]:
     import torch
 
-    path = BUNDLED_PRETRAINED if str(path) == "bundled" else Path(path)
+    path = SHIPPED_PRETRAINED.get(str(path), Path(path))
     if not path.is_file():
         raise KwsosError(f"pretrained network not found: {path}")
     try:

@@ -8,7 +8,7 @@
 #   stage 2: the results table (local/make_table.py -> $exp/table.md)
 #
 # Usage: ./run.sh [--stage 0] [--stop_stage 2] [--bench DIR] [--exp DIR] [--seeds 0,1,2,3,4]
-#                 [--settings 1shot_low,...] [--folds spread|all] [--config conf/pretrained.json]
+#                 [--settings 1shot_low,...] [--folds spread|all] [--config conf/pretrained_real_inv.json]
 #                 [--thresholds low=0.55,...] [--epochs 1=100,...] (default: the config's "recipe")
 #                 [--jobs 2] [--threads 1]
 #                 [--bench_seed 0] [--bench_opts "--classes a,b --clips-per-class 8 ..."]
@@ -37,7 +37,7 @@ exp=$root/exp/alarm_osc
 seeds=0,1,2,3,4
 settings=""
 folds=spread
-config=$here/conf/pretrained.json
+config=$here/conf/pretrained_real_inv.json  # the CLI default (init "real", threshold 0.47)
 thresholds=""
 epochs=""
 jobs=2

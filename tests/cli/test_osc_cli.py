@@ -163,19 +163,25 @@ def test_user_errors(data: dict, tmp_path: Path):
 
 
 def test_fit_pretrained_or_from_scratch(data: dict, tmp_path: Path):
-    """The default starts from the bundled network and keeps it; --pretrained none does not."""
-    from kwsos.embeddings.clip import BUNDLED_PRETRAINED, load_pretrained
+    """The default starts from the shipped real-recording network and keeps it; 'synthetic'
+    (alias 'bundled') is the other shipped one; --pretrained none starts from scratch."""
+    from kwsos.embeddings.clip import BUNDLED_PRETRAINED, REAL_PRETRAINED, load_pretrained
     from kwsos.tasks.openset import PRETRAINED_SYSTEM
 
-    bundled = tmp_path / "bundled.osc"
-    r = run("osc", "fit", data["shots"], "--model", bundled, "--epochs", "0")
-    assert r.exit_code == 0, r.output
-    clf = OpenSetClassifier.load(bundled)
-    assert clf.config.model.init == "bundled" and clf.threshold_ == PRETRAINED_SYSTEM["threshold"]
-    assert len(clf.models_) == 1  # --epochs 0: the bundled network alone, unchanged
-    ref = load_pretrained(BUNDLED_PRETRAINED)
-    for a, b in zip(ref.parameters(), clf.models_[0].parameters(), strict=True):
-        assert a.equal(b)
+    for name, path in [("synthetic", BUNDLED_PRETRAINED), ("real", REAL_PRETRAINED)]:
+        model = tmp_path / f"{name}.osc"
+        extra = [] if name == "real" else ["--pretrained", name]
+        r = run("osc", "fit", data["shots"], "--model", model, "--epochs", "0", *extra)
+        assert r.exit_code == 0, r.output
+        clf = OpenSetClassifier.load(model)
+        assert clf.config.model.init == name
+        assert clf.threshold_ == PRETRAINED_SYSTEM["threshold"] == 0.47
+        assert len(clf.models_) == 1  # --epochs 0: the shipped network alone, unchanged
+        ref = load_pretrained(path)
+        for a, b in zip(ref.parameters(), clf.models_[0].parameters(), strict=True):
+            assert a.equal(b)
+    assert load_pretrained("bundled").state_dict().keys() == ref.state_dict().keys()
+    bundled = tmp_path / "synthetic.osc"
     # 5 references per shot: the shot and the 4 speeds of PRETRAINED_SYSTEM
     assert len(clf.shot_classes_) == 5 * 6
     r = run("osc", "classify", *data["tests"], "--model", bundled, "--format", "csv")

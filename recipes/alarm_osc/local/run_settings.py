@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from kwsos.embeddings.clip import SHIPPED_PRETRAINED
 from kwsos.errors import KwsosError
 from kwsos.io import atomic_output, read_csv_rows, write_json_atomic
 from kwsos.metrics import top1_auc, top1_eer, weighted_accuracy
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         args.epochs = recipe.get("epochs", "")
     def resolve(init: str) -> str:
         # a pretrained network named in a config file: relative to that file
-        if init != "bundled" and args.config and not Path(init).is_absolute():
+        if init not in SHIPPED_PRETRAINED and args.config and not Path(init).is_absolute():
             return str((args.config.parent / init).resolve())
         return init
 
