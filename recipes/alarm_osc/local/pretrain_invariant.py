@@ -134,6 +134,14 @@ class InvariantAugment:
         self.bin_hz = bin_hz.float()
         self.a = args
 
+    def _mic(self, b, gen):
+        """A microphone colouring, or none with ``--no-colouring`` (no random numbers drawn)."""
+        import torch
+
+        if getattr(self.a, "no_colouring", False):
+            return torch.zeros(b, len(self.bin_hz))
+        return mic_gain(b, self.bin_hz, gen)
+
     def __call__(self, x, gen):
         import torch
 
@@ -149,7 +157,7 @@ class InvariantAugment:
         shift = torch.randint(t, (b,), generator=gen)
         ar = (torch.arange(t)[None, :] + shift[:, None]) % t
         bg = torch.gather(bg, 1, ar[:, :, None].expand_as(bg))
-        bg = bg + 0.5 * mic_gain(b, self.bin_hz, gen)[:, None, :]
+        bg = bg + 0.5 * self._mic(b, gen)[:, None, :]
         snr = a.snr_db[0] + (a.snr_db[1] - a.snr_db[0]) * torch.rand(b, generator=gen)
         mixed = add_at_snr(y, bg, snr)
         on = torch.rand(b, generator=gen) < a.p_bg
@@ -162,7 +170,7 @@ class InvariantAugment:
             y = torch.where(on[:, None, None], add_at_snr(y, other, snr), y)
         # microphone colouring of the mixture
         on = (torch.rand(b, generator=gen) < 0.5).float()[:, None, None]
-        y = y + on * mic_gain(b, self.bin_hz, gen)[:, None, :]
+        y = y + on * self._mic(b, gen)[:, None, :]
         # level: peak-normalised like the frontend, +-3 dB
         lvl = (torch.rand(b, generator=gen) * 2 - 1) * 3.0 * LN10_20
         y = y - y.amax((1, 2))[:, None, None] + (peak + lvl)[:, None, None]
@@ -186,10 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--p-bg", type=float, default=0.9)
     p.add_argument("--p-other", type=float, default=0.2)
     p.add_argument("--p-device", type=float, default=0.8)
+    p.add_argument(
+        "--no-colouring",
+        action="store_true",
+        help="no loudspeaker, microphone or background colouring (the ablation of RESULTS_real.md)",
+    )
     p.add_argument("--init", type=Path, help="start from this pretrained network")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--dump-examples", type=Path, help="write a few augmented clips and stop")
     args = p.parse_args(argv)
+    if args.no_colouring:
+        args.p_device = 0.0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
 
@@ -236,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         net = _new_model(config.frontend, config.model)
     c = config.training
-    loss = SubClusterAdaCos(n_classes, net.dim, n_centers=1, trainable_centers=False, seed=args.seed)
+    loss = SubClusterAdaCos(
+        n_classes, net.dim, n_centers=1, trainable_centers=False, seed=args.seed
+    )
     targets = np.eye(n_classes, dtype=np.float32)[class_ids]
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=c.lr, mixup=c.mixup,
                        augment=True, max_minutes=args.max_minutes, seed=args.seed, device="cpu",
@@ -247,8 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "data": {**data, "path": str(args.features), "clips": len(x)},
         "backgrounds": bg_info,
-        "augment": {"snr_db": list(args.snr_db), "p_bg": args.p_bg, "p_other": args.p_other,
-                    "p_device": args.p_device},  # fmt: skip
+        "augment": {
+            "snr_db": list(args.snr_db),
+            "p_bg": args.p_bg,
+            "p_other": args.p_other,
+            "p_device": args.p_device,
+        },  # fmt: skip
         "init": str(args.init) if args.init else None,
         "epochs": log["epochs_run"],
         "batch_size": args.batch_size,
