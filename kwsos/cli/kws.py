@@ -490,21 +490,11 @@ def keywords(
         done(f"removed {', '.join(remove)} from {bank}")
 
 
-def _detect_all(
-    spotter,
-    recordings: list[Path],
-    threshold: float | None,
-    jobs: int | None = None,
-    *,
-    progress: bool = True,
-):
-    """``(recording, events)`` in input order, as each file (and all before it) is done."""
-    if len(recordings) == 1:  # one file: a progress bar over its frames
-        with progress_hook(f"detecting in {recordings[0].name}", enabled=progress) as hook:
-            yield recordings[0], spotter.detect(recordings[0], threshold=threshold, hook=hook)
-        return
-    with progress_hook(f"detecting in {len(recordings)} recordings", enabled=progress) as hook:
-        yield from spotter.detect_many(recordings, threshold=threshold, jobs=jobs, hook=hook)
+def _detect_one_file(spotter, recording: Path, threshold: float | None, *, progress: bool = True):
+    """``[(recording, events)]`` of one file, with a progress bar over its frames (several
+    files go through :func:`kwsos.cli._batch.batch_run`)."""
+    with progress_hook(f"detecting in {recording.name}", enabled=progress) as hook:
+        return [(recording, spotter.detect(recording, threshold=threshold, hook=hook))]
 
 
 def _stream_csv(results, output: Path | None) -> None:
@@ -639,7 +629,7 @@ def detect(
     # csv rows streamed to a terminal are the progress; a bar would be drawn across them
     rows_on_tty = fmt is Format.csv and output is None and sys.stdout.isatty()
     if not batch:  # one file: a progress bar over its frames, errors are fatal (exit 2)
-        results = _detect_all(model[0], [Path(names[0])], threshold, progress=not rows_on_tty)
+        results = _detect_one_file(model[0], Path(names[0]), threshold, progress=not rows_on_tty)
         _write_events(results, fmt, output)
         return
     with batch_run(
@@ -952,7 +942,7 @@ def demo(
         )
         test = data / "long.flac"
         start = time.perf_counter()
-        events = [e for _, evs in _detect_all(spotter, [test], None) for e in evs]
+        events = [e for _, evs in _detect_one_file(spotter, test, None) for e in evs]
         elapsed = time.perf_counter() - start
         _print_events(events, Format.table, None)
         from kwsos.audio import audio_info
