@@ -12,7 +12,9 @@ alike), side by side in one run, with the 15-keyword HFCC bank and the 200 KWS-T
   once, untimed, to ``benchmarks/data/scale``) searched with ``--manifest``:
   in process (``--jobs 1``, and the default ``--jobs``), and on a local cluster of 1 and 2
   workers with one thread per file (``--worker-threads 1``: a worker is one core) and with the
-  default threads (``cores / workers``). Every run's CSV must equal the in-process one.
+  default threads (``cores / workers``); 1 and 2 workers again with ``--dashboard`` (this
+  script's runs are not in a terminal, so they serve none by default). Every run's CSV must
+  equal the in-process one.
 * **Overhead**: 200 files of 1 s and the same 200 s as one file, one file at a time in process
   (``--jobs 1``) and on one worker: (wall(200 files) - wall(1 file)) / 200 is the cost of a
   file beyond its audio. The start-up of a cluster is wall(``--workers 1``, one file) -
@@ -125,6 +127,25 @@ def main() -> None:
                 "1",
             ],
             "--workers 1 (default threads)": ["--manifest", str(long_m), "--workers", "1"],
+            # what a run in a terminal gets by default (this script's runs are not in one)
+            "--workers 1 --worker-threads 1 --dashboard": [
+                "--manifest",
+                str(long_m),
+                "--workers",
+                "1",
+                "--worker-threads",
+                "1",
+                "--dashboard",
+            ],
+            "--workers 2 --worker-threads 1 --dashboard": [
+                "--manifest",
+                str(long_m),
+                "--workers",
+                "2",
+                "--worker-threads",
+                "1",
+                "--dashboard",
+            ],
         }
         # one file at a time in both, so that the difference is the cost of the files
         overhead = {
@@ -158,6 +179,22 @@ def main() -> None:
             print(f"| {name} | {best[name]:.2f} | {hours * 3600 / best[name]:.0f} | {same[name]} |")
         w1, w2 = best["--workers 1 --worker-threads 1"], best["--workers 2 --worker-threads 1"]
         print(f"\n2 workers / 1 worker (one thread per file): {w1 / w2:.2f}x (target >= 1.7)")
+        paired = [
+            a / b
+            for a, b in zip(
+                times["--workers 1 --worker-threads 1"],
+                times["--workers 2 --worker-threads 1"],
+                strict=True,
+            )
+        ]
+        print(
+            "  each repetition: "
+            + ", ".join(f"{r:.2f}x" for r in paired)
+            + f" (median {float(np.median(paired)):.2f}x)"
+        )
+        d1 = best["--workers 1 --worker-threads 1 --dashboard"]
+        d2 = best["--workers 2 --worker-threads 1 --dashboard"]
+        print(f"the same, both serving the dashboard: {d1 / d2:.2f}x")
         print(
             f"2 workers / 1 worker with its default 2 threads: {best['--workers 1 (default threads)'] / w2:.2f}x"
         )

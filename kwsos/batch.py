@@ -37,7 +37,7 @@ import sys
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -442,6 +442,86 @@ def _worker_task(
 
 
 # --------------------------------------------------------------------------------- clusters
+#: glibc malloc settings of the workers of a local cluster (see :func:`_worker_environ`).
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 32 << 20, "MALLOC_TRIM_THRESHOLD_": 256 << 20}
+
+
+def _worker_environ() -> dict[str, str]:
+    """The environment of a local cluster's worker processes: Dask's (BLAS and OpenMP on one
+    thread) but glibc malloc's thresholds of :data:`WORKER_MALLOC`.
+
+    Dask sets ``MALLOC_TRIM_THRESHOLD_=65536`` so that a worker returns freed memory to the
+    system. Setting any threshold also turns off glibc's adaptive mmap threshold, so every
+    array above 128 KiB is a fresh ``mmap`` that page-faults on first touch and is unmapped when
+    freed: a worker searched about 35 % slower than this process (benchmark (m)). Our tasks
+    allocate and free the same few MB-sized buffers file after file; keeping them (mmap only
+    above 32 MiB, trim only above 256 MiB) makes a worker as fast as this process. The memory
+    a worker holds stays bounded by its largest file's working set. A variable the user set
+    in this process's environment still wins (Dask's own rule).
+    """
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    env.update(WORKER_MALLOC)
+    return {k: os.environ.get(k, str(v)) for k, v in env.items() if v is not None}
+
+
+@contextmanager
+def _environ(env: dict[str, str], *, apply: bool = True) -> Iterator[None]:
+    """The keys of ``env`` restored in ``os.environ`` after the block; set to ``env``'s values
+    during it when ``apply``."""
+    saved = {k: os.environ.get(k) for k in env}
+    if apply:
+        os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def worker_preload(job: BatchJob | type) -> list[str]:
+    """The modules a local cluster's fork server imports once for the workers of ``job`` (a
+    job or its class): Dask's worker and numba's compiler (:mod:`kwsos._worker_preload`), the
+    job's module, the modules the job names in an optional ``preload`` attribute (what its
+    first task would import, e.g. torch), and this command line's modules (a forked worker
+    re-runs the main script, which imports them)."""
+    cls = job if isinstance(job, type) else type(job)
+    mods = ["kwsos._worker_preload", cls.__module__, *getattr(cls, "preload", ())]
+    if "kwsos.cli" in sys.modules:
+        mods.append("kwsos.cli")
+    return list(dict.fromkeys(mods))
+
+
+def start_worker_server(preload: Sequence[str]) -> bool:
+    """Start the fork server from which a local cluster's workers are forked, with ``preload``
+    imported, unless it runs already (it lives as long as this process). Returns False where
+    the platform has none (Windows): the workers are then spawned.
+
+    A spawned worker is a fresh interpreter that imports Dask, numba's compiler and kwsos
+    (~1 s each, on every worker); a worker forked from the server starts with them loaded. The
+    server is forked from nobody: it is a fresh, single-threaded interpreter (its environment
+    :func:`_worker_environ`'s, so BLAS starts no thread pool in it and glibc takes the
+    workers' malloc settings from it), which makes forking it safe where forking this
+    process, with its threads, would not be. Call it early, before loading the model here:
+    the server imports while this process works.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(preload))  # no effect on a server that runs already
+    with _environ(_worker_environ()):
+        forkserver.ensure_running()
+    return True
+
+
 class DaskPool:
     """A Dask client: a local cluster of ``workers`` processes (one task at a time each), or
     the cluster whose scheduler is at ``scheduler`` (``tcp://host:port``). Use as a context.
@@ -449,7 +529,9 @@ class DaskPool:
     A task uses ``worker_threads`` threads for numba and torch; by default a local cluster's
     tasks get ``cores // workers`` (at least one), and on an existing cluster a task gets its
     machine's cores divided by its worker's threads. ``timeout_s``: how long to try to reach
-    an existing scheduler.
+    an existing scheduler. ``preload``: the modules a local cluster's workers find imported
+    (:func:`worker_preload`, :func:`start_worker_server`). ``dashboard``: whether a local
+    cluster serves Dask's dashboard (where bokeh is installed; starting it costs ~0.3 s).
     """
 
     def __init__(
@@ -459,6 +541,8 @@ class DaskPool:
         workers: int | None = None,
         worker_threads: int | None = None,
         timeout_s: float = 10,
+        preload: Sequence[str] = ("kwsos._worker_preload",),
+        dashboard: bool = True,
     ) -> None:
         if scheduler in (None, "local"):
             scheduler = None
@@ -478,6 +562,8 @@ class DaskPool:
         self.workers = workers
         self.worker_threads = worker_threads
         self.timeout_s = timeout_s
+        self.preload = list(preload)
+        self.dashboard = dashboard
         self.client: Any = None
         self._cluster: Any = None
         self.task_threads: int | None = None
@@ -494,13 +580,26 @@ class DaskPool:
         if self.scheduler is None:
             assert self.workers is not None
             self.task_threads = self.worker_threads or max(1, (os.cpu_count() or 1) // self.workers)
-            self._cluster = LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=1,
-                processes=True,
-                silence_logs=logging.ERROR,
-                dashboard_address=":8787" if _has_bokeh() else None,
-            )
+            import dask
+
+            env = _worker_environ()
+            config: dict[str, Any] = {"distributed.nanny.pre-spawn-environ": env}
+            if start_worker_server(self.preload):
+                config["distributed.worker.multiprocessing-method"] = "forkserver"
+                import distributed.utils
+
+                # the server runs with our preload: Dask would import its own list (pandas
+                # among them) here only to set a preload that no longer has an effect
+                distributed.utils._forkserver_preload_set = True
+            # the nanny sets the environment in this process too before it starts a worker
+            with dask.config.set(config), _environ(env, apply=False):
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    silence_logs=logging.ERROR,
+                    dashboard_address=":8787" if self.dashboard and _has_bokeh() else None,
+                )
             self.client = Client(self._cluster)
         else:
             self.task_threads = self.worker_threads  # None: decided on each worker
@@ -522,6 +621,8 @@ class DaskPool:
     def dashboard_link(self) -> str | None:
         """The Dask dashboard's address, or None when the scheduler serves none (a local
         cluster without bokeh, a scheduler started with ``--no-dashboard``)."""
+        if self._cluster is not None and not self.dashboard:
+            return None  # the scheduler's HTTP server runs, but without the dashboard's pages
         try:
             if "dashboard" not in self.client.scheduler_info().get("services", {}):
                 return None

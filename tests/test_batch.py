@@ -335,3 +335,86 @@ def test_a_worker_that_cannot_load_the_model_stops_the_run(restore_threads):
         with DaskPool(scheduler=cluster.scheduler_address) as pool:
             with pytest.raises(WorkerSetupError, match="could not load the square model: no k"):
                 list(run_batch(NoModelJob(), names(5), pool=pool))
+
+
+# ------------------------------------------------------------------- local cluster start-up
+def test_worker_environ_keeps_dask_blas_settings_and_sets_our_malloc(monkeypatch):
+    pytest.importorskip("distributed")
+    from kwsos.batch import _worker_environ
+
+    for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(k, raising=False)
+    env = _worker_environ()
+    assert env["MALLOC_TRIM_THRESHOLD_"] == str(256 << 20)
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+    assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"  # Dask's
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert _worker_environ()["MALLOC_TRIM_THRESHOLD_"] == "65536"  # the user's setting wins
+
+
+def test_worker_preload_names_the_jobs_module_and_what_it_asks_for():
+    from kwsos.batch import worker_preload
+    from kwsos.tasks.kws import DetectJob
+    from kwsos.tasks.openset import ClassifyJob
+
+    mods = worker_preload(DetectJob)
+    assert mods[:2] == ["kwsos._worker_preload", "kwsos.tasks.kws"]
+    assert "scipy.fft" in mods and len(mods) == len(set(mods))
+    assert worker_preload(ClassifyJob("m.osc")) == worker_preload(ClassifyJob)
+    assert "torch" in worker_preload(ClassifyJob)
+    assert worker_preload(SquareJob)[:2] == ["kwsos._worker_preload", __name__]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_the_fork_servers_preload_starts_no_thread():
+    """Workers are forked from the server: a thread started by an import there (a BLAS pool,
+    say) would be missing, its locks possibly held, in every worker."""
+    pytest.importorskip("distributed")
+    import os
+    import subprocess
+    import sys
+
+    from kwsos.batch import _worker_environ, worker_preload
+    from kwsos.tasks.anomaly import ScoreJob
+    from kwsos.tasks.kws import DetectJob
+    from kwsos.tasks.openset import ClassifyJob
+
+    mods = {m for cls in (DetectJob, ClassifyJob, ScoreJob) for m in worker_preload(cls)}
+    code = (
+        f"import os\nfor m in {sorted(mods | {'kwsos.cli'})!r}:\n    __import__(m)\n"
+        "print(len(os.listdir('/proc/self/task')))"
+    )
+    env = {**os.environ, **_worker_environ()}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "1", done.stderr
+
+
+def _worker_facts() -> tuple[int, dict[str, str], list[str]]:
+    import os
+    import sys
+
+    return os.getppid(), dict(os.environ), sorted(sys.modules)
+
+
+def test_local_cluster_workers_are_forked_warm_with_our_malloc_settings(
+    monkeypatch, restore_threads
+):
+    pytest.importorskip("distributed")
+    import multiprocessing
+    import os
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(k, raising=False)
+    with DaskPool(workers=1) as pool:
+        ppid, env, modules = pool.client.submit(_worker_facts, pure=False).result()
+    assert ppid != os.getpid()  # forked by the server, not spawned by our nanny
+    assert "kwsos._worker_preload" in modules and "numba.core.registry" in modules
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == str(256 << 20)
+    # the nanny set them here too before it started the worker: put back
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ

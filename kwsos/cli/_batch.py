@@ -22,13 +22,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from kwsos.cli._common import err, info
+from kwsos.cli._common import _stderr_is_terminal, err, info
 from kwsos.errors import KwsosError
 
 __all__ = [
     "EXIT_FAILED_FILES",
     "EXIT_INTERRUPTED",
     "BatchRun",
+    "DashboardOpt",
     "ManifestOpt",
     "RestartOpt",
     "SchedulerOpt",
@@ -39,6 +40,7 @@ __all__ = [
     "errors_path",
     "gather_inputs",
     "journal_path",
+    "prestart_workers",
     "wants_batch",
 ]
 
@@ -89,6 +91,16 @@ WorkerThreadsOpt = Annotated[
         show_default=False,
     ),
 ]
+DashboardOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--dashboard/--no-dashboard",
+        help="Serve Dask's dashboard for a local cluster (needs bokeh) and print its link. "
+        "Default: when stderr is a terminal, i.e. when someone is there to open it (starting "
+        "it costs ~0.3 s).",
+        show_default=False,
+    ),
+]
 RestartOpt = Annotated[
     bool,
     typer.Option(
@@ -134,12 +146,18 @@ def check_batch_options(
     scheduler: str | None,
     restart: bool,
     worker_threads: int | None = None,
+    dashboard: bool | None = None,
 ) -> None:
     """One-line errors for option combinations that cannot work, before any work."""
     from kwsos.io import check_output_path
 
     if worker_threads is not None and workers is None and scheduler is None:
         raise KwsosError("--worker-threads is for a Dask cluster: give --workers or --scheduler")
+    if dashboard is not None and workers is None and scheduler != "local":
+        raise KwsosError(
+            "--dashboard is for a local cluster (give --workers); a running scheduler serves "
+            "its own"
+        )
     if restart and output is None:
         raise KwsosError("--restart discards the journal beside --output; give --output")
     if scheduler not in (None, "local") and workers is not None:
@@ -147,6 +165,21 @@ def check_batch_options(
     if output is not None:
         check_output_path(journal_path(output), what="journal")
         check_output_path(errors_path(output), what="errors file")
+
+
+def prestart_workers(job_class: type, *, workers: int | None, scheduler: str | None) -> None:
+    """For a local cluster: start the server its workers are forked from now, so that it
+    imports what they need (:func:`kwsos.batch.worker_preload`) while this process checks the
+    options and loads the model (:func:`kwsos.batch.start_worker_server`)."""
+    import importlib.util
+
+    if workers is None or scheduler not in (None, "local"):
+        return
+    if importlib.util.find_spec("distributed") is None:
+        return  # batch_run says what to install
+    from kwsos.batch import start_worker_server, worker_preload
+
+    start_worker_server(worker_preload(job_class))
 
 
 @dataclass
@@ -218,6 +251,7 @@ def batch_run(
     worker_threads: int | None = None,
     restart: bool = False,
     progress: bool = True,
+    dashboard: bool | None = None,
 ) -> Iterator[BatchRun]:
     """Run ``job`` over ``items`` for a command: yields a :class:`BatchRun` whose ``outcomes``
     the command consumes in input order to write its output (inside the ``with`` block).
@@ -225,9 +259,10 @@ def batch_run(
     With ``output``, finished files are recorded in ``OUTPUT.journal`` (a rerun skips them;
     the journal is removed once every file succeeded and the block wrote the output) and failed
     files in ``OUTPUT.errors.csv``. After the block: a failed file makes the command exit 1, an
-    interruption exits 130 with a line saying how to continue.
+    interruption exits 130 with a line saying how to continue. ``dashboard``: whether a local
+    cluster serves Dask's dashboard (None: when stderr is a terminal).
     """
-    from kwsos.batch import DaskPool, Journal, journal_header, run_batch
+    from kwsos.batch import DaskPool, Journal, journal_header, run_batch, worker_preload
 
     n = len(items)
     run = BatchRun(n=n)
@@ -236,7 +271,13 @@ def batch_run(
         pool = None
         if workers is not None or scheduler is not None:
             pool = stack.enter_context(
-                DaskPool(scheduler=scheduler, workers=workers, worker_threads=worker_threads)
+                DaskPool(
+                    scheduler=scheduler,
+                    workers=workers,
+                    worker_threads=worker_threads,
+                    preload=worker_preload(job),
+                    dashboard=_stderr_is_terminal() if dashboard is None else dashboard,
+                )
             )
             link = pool.dashboard_link
             where = (
@@ -244,10 +285,13 @@ def batch_run(
                 if pool.scheduler is None
                 else pool.scheduler
             )
-            info(
-                f"Dask {where}: {pool.n_threads} thread(s)"
-                + (f"; dashboard {link}" if link else "; pip install bokeh for the dashboard")
-            )
+            if link:
+                board = f"; dashboard {link}"
+            elif pool.scheduler is None and not pool.dashboard:
+                board = "; --dashboard serves Dask's dashboard"
+            else:
+                board = "; pip install bokeh for the dashboard"
+            info(f"Dask {where}: {pool.n_threads} thread(s)" + board)
         resumed: dict[int, dict[str, Any]] = {}
         if output is not None:
             from kwsos.io import remove_stale_temporaries

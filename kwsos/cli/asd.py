@@ -18,12 +18,14 @@ from typing import Annotated, Any
 import typer
 
 from kwsos.cli._batch import (
+    DashboardOpt,
     RestartOpt,
     SchedulerOpt,
     WorkersOpt,
     WorkerThreadsOpt,
     batch_run,
     check_batch_options,
+    prestart_workers,
 )
 from kwsos.cli._common import done, emit_text, info, out, progress_hook, user_errors
 from kwsos.errors import KwsosError
@@ -200,6 +202,7 @@ def score(
     scheduler: SchedulerOpt = None,
     worker_threads: WorkerThreadsOpt = None,
     restart: RestartOpt = False,
+    dashboard: DashboardOpt = None,
 ) -> None:
     """Score the test clips of DATASET_DIR and write the DCASE submission files.
 
@@ -214,6 +217,9 @@ def score(
     from kwsos.dcase import write_submission
     from kwsos.tasks.anomaly import ScoreJob
 
+    # a local cluster's workers: their fork server imports while we check and load
+    prestart_workers(ScoreJob, workers=workers, scheduler=scheduler)
+
     if not model.is_file():
         raise KwsosError(f"model file not found: {model} (create it with kwsos asd fit)")
     check_writable_dir_target(output, what="output folder")
@@ -222,6 +228,7 @@ def score(
         workers=workers,
         scheduler=scheduler,
         restart=restart,
+        dashboard=dashboard,
         worker_threads=worker_threads,
     )
     cluster = workers is not None or scheduler is not None
@@ -248,6 +255,7 @@ def score(
         scheduler=scheduler,
         worker_threads=worker_threads,
         restart=restart,
+        dashboard=dashboard,
     ) as run:
         scored = [(clips[o.index], o.value) for o in run.outcomes if o.ok]
         if scored:

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from kwsos.cli._batch import (
+    DashboardOpt,
     ManifestOpt,
     RestartOpt,
     SchedulerOpt,
@@ -24,6 +25,7 @@ from kwsos.cli._batch import (
     batch_run,
     check_batch_options,
     gather_inputs,
+    prestart_workers,
     wants_batch,
 )
 from kwsos.cli._common import (
@@ -578,6 +580,7 @@ def detect(
     scheduler: SchedulerOpt = None,
     worker_threads: WorkerThreadsOpt = None,
     restart: RestartOpt = False,
+    dashboard: DashboardOpt = None,
 ) -> None:
     """Find every enrolled keyword in RECORDINGS, with onset and offset in seconds.
 
@@ -591,6 +594,9 @@ def detect(
     Archive: kwsos detect --manifest files.txt --bank my_bank -f csv -o all.csv --workers 2
     """
     from kwsos.tasks.kws import MAX_COST, MIN_COST, DetectJob
+
+    # a local cluster's workers: their fork server imports while we check and load
+    prestart_workers(DetectJob, workers=workers, scheduler=scheduler)
 
     names = gather_inputs(recordings, manifest)
     if not names:
@@ -615,6 +621,7 @@ def detect(
         workers=workers,
         scheduler=scheduler,
         restart=restart,
+        dashboard=dashboard,
         worker_threads=worker_threads,
     )
     cluster = workers is not None or scheduler is not None
@@ -646,6 +653,7 @@ def detect(
         scheduler=scheduler,
         worker_threads=worker_threads,
         restart=restart,
+        dashboard=dashboard,
         progress=not rows_on_tty,
     ) as run:
         results = ((o.name, DetectJob.events(o.name, o.value)) for o in run.outcomes if o.ok)

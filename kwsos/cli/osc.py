@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from kwsos.cli._batch import (
+    DashboardOpt,
     ManifestOpt,
     RestartOpt,
     SchedulerOpt,
@@ -26,6 +27,7 @@ from kwsos.cli._batch import (
     batch_run,
     check_batch_options,
     gather_inputs,
+    prestart_workers,
     wants_batch,
 )
 from kwsos.cli._common import (
@@ -315,6 +317,7 @@ def classify(
     scheduler: SchedulerOpt = None,
     worker_threads: WorkerThreadsOpt = None,
     restart: RestartOpt = False,
+    dashboard: DashboardOpt = None,
 ) -> None:
     """Name the class of every CLIP, or 'unknown'.
 
@@ -324,6 +327,9 @@ def classify(
     Example: kwsos osc classify kitchen.wav hall.flac --model sounds.osc --format csv
     """
     from kwsos.tasks.openset import ClassifyJob
+
+    # a local cluster's workers: their fork server imports while we check and load
+    prestart_workers(ClassifyJob, workers=workers, scheduler=scheduler)
 
     check_number(threshold, "--threshold", -1.0, 1.0, what="a cosine similarity")
     if fmt is OutputFormat.table and output is not None:
@@ -342,6 +348,7 @@ def classify(
         workers=workers,
         scheduler=scheduler,
         restart=restart,
+        dashboard=dashboard,
         worker_threads=worker_threads,
     )
     cluster = workers is not None or scheduler is not None
@@ -365,6 +372,7 @@ def classify(
         scheduler=scheduler,
         worker_threads=worker_threads,
         restart=restart,
+        dashboard=dashboard,
     ) as run:
         rows = [_row(o.name, o.value) for o in run.outcomes if o.ok]
         _print_rows(rows, fmt, output, thr)

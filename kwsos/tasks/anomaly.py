@@ -835,6 +835,8 @@ class ScoreJob:
     :meth:`AnomalyDetector.score_samples` takes)."""
 
     name: ClassVar[str] = "asd-score"
+    #: imported once by a local cluster's fork server (kwsos.batch.worker_preload)
+    preload: ClassVar[tuple[str, ...]] = ("torch",)
     model: str
 
     def fingerprint(self) -> dict[str, Any]:

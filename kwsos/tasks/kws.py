@@ -1390,6 +1390,14 @@ class DetectJob:
     """
 
     name: ClassVar[str] = "detect"
+    #: imported once by a local cluster's fork server (kwsos.batch.worker_preload): what the
+    #: first search would import in every worker
+    preload: ClassVar[tuple[str, ...]] = (
+        "kwsos._biquad",
+        "scipy.fft",
+        "scipy.special",
+        "threadpoolctl",
+    )
     bank: str
     threshold: float | None = None
     keywords: tuple[str, ...] | None = None

@@ -688,6 +688,8 @@ class ClassifyJob:
     """
 
     name: ClassVar[str] = "osc-classify"
+    #: imported once by a local cluster's fork server (kwsos.batch.worker_preload)
+    preload: ClassVar[tuple[str, ...]] = ("torch",)
     model: str
     threshold: float | None = None
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,6 +105,20 @@ def test_a_local_dask_cluster_gives_identical_detections(archive, tmp_path, work
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.csv"]
 
 
+def test_the_dashboard_is_served_when_asked_or_in_a_terminal(archive, tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("bokeh")
+    args = ["detect", *archive["files"][:2], "--bank", archive["bank"], "-f", "csv"]
+    # stderr is not a terminal here: no dashboard by default, and a word on how to get one
+    r = run("--verbose", *args, "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert "--dashboard serves Dask's dashboard" in r.stderr and "dashboard http" not in r.stderr
+    r = run("--verbose", *args, "--workers", "1", "--dashboard")
+    assert r.exit_code == 0, r.output
+    line = r"Dask local cluster of 1 worker\(s\): 1 thread\(s\); dashboard http://\S+/status"
+    assert re.search(line, r.stderr), r.stderr
+
+
 def test_an_existing_scheduler_gives_identical_detections(archive, tmp_path):
     distributed = pytest.importorskip("distributed")
     import torch
@@ -199,6 +214,7 @@ def test_a_journal_of_other_options_is_refused_then_restart(archive, tmp_path):
         (["--manifest", "missing.txt"], "manifest not found: missing.txt"),
         (["-f", "parquet"], "--format parquet needs --output FILE"),
         (["--worker-threads", "2"], "--worker-threads is for a Dask cluster"),
+        (["--dashboard"], "--dashboard is for a local cluster (give --workers)"),
     ],
 )
 def test_option_errors_are_one_line(archive, tmp_path, args, message):
