@@ -65,6 +65,9 @@ JOURNAL_FORMAT = "kwsos-journal/1"
 #: Units (tasks) in flight per worker thread of a cluster: enough to hide a task's round trip,
 #: few enough that a killed run has little to redo.
 IN_FLIGHT_PER_THREAD = 2
+#: On a cluster a unit takes at most 1 / (GUIDED_SPLIT x threads) of the bytes left
+#: (guided self-scheduling, :func:`_units`).
+GUIDED_SPLIT = 2
 
 
 class BatchJob(Protocol):
@@ -583,7 +586,14 @@ class DaskPool:
             import dask
 
             env = _worker_environ()
-            config: dict[str, Any] = {"distributed.nanny.pre-spawn-environ": env}
+            config: dict[str, Any] = {
+                "distributed.nanny.pre-spawn-environ": env,
+                # a worker runs one long task at a time: Dask's 20 ms event-loop tick and the
+                # nannies' 100 ms memory polls cost CPU that the workers need (on 2 cores,
+                # ~0.1 s of the client's 0.35 s over a 10 s run)
+                "distributed.admin.tick.interval": "200ms",
+                "distributed.worker.memory.monitor-interval": "500ms",
+            }
             if start_worker_server(self.preload):
                 config["distributed.worker.multiprocessing-method"] = "forkserver"
                 import distributed.utils
@@ -721,7 +731,9 @@ def run_batch(
         With it, ``unit_size`` is a maximum: consecutive items go into one unit until their
         files reach this many bytes (a file that cannot be sized, e.g. one only the cluster's
         workers see, is a unit of its own). Many short files then cost one task, not one each,
-        and long files still spread over the workers one by one.
+        and long files still spread over the workers one by one. On a ``pool`` the cap
+        shrinks as the run nears its end (:func:`_units`), so that the workers finish
+        together.
     jobs
         Units run at once by threads of this process (:func:`kwsos.parallel.ordered_map`);
         ignored with a ``pool``.
@@ -749,7 +761,7 @@ def run_batch(
         if "value" in rec and 0 <= i < n and rec.get("name") == item_name(items[i]):
             done[i] = Outcome(i, rec["name"], rec["value"], None, rec.get("duration_s", 0.0), True)
     todo = [i for i in range(n) if i not in done]
-    units = _units(items, todo, unit_size, unit_bytes)
+    units = _units(items, todo, unit_size, unit_bytes, pool.n_threads if pool else None)
 
     def record(outcomes: list[Outcome]) -> list[Outcome]:
         if journal is not None:
@@ -794,23 +806,45 @@ def run_batch(
 
 
 def _units(
-    items: Sequence[Any], todo: list[int], unit_size: int, unit_bytes: int | None
+    items: Sequence[Any],
+    todo: list[int],
+    unit_size: int,
+    unit_bytes: int | None,
+    parallel: int | None = None,
 ) -> list[list[tuple[int, Any]]]:
+    """``todo`` cut into units of consecutive items: ``unit_size`` items, or with
+    ``unit_bytes`` up to that many bytes of files (and ``unit_size`` items).
+
+    With ``parallel`` (the tasks a cluster runs at once) the byte cap is guided: a unit takes
+    at most ``1 / (GUIDED_SPLIT x parallel)`` of the bytes still to be cut, so that units are
+    large (few tasks, little overhead) while there is much left and shrink to single files
+    at the end, where a large unit would leave the other workers idle.
+    """
     if unit_bytes is None:
         return [
             [(i, items[i]) for i in todo[k : k + unit_size]] for k in range(0, len(todo), unit_size)
         ]
-    units: list[list[tuple[int, Any]]] = []
-    unit: list[tuple[int, Any]] = []
-    size = 0
+    sizes = []
     for i in todo:
         try:
-            nbytes = os.stat(item_name(items[i])).st_size
-        except OSError:
-            nbytes = unit_bytes
-        if unit and (size + nbytes > unit_bytes or len(unit) >= unit_size):
+            sizes.append(os.stat(item_name(items[i])).st_size)
+        except OSError:  # sized as a full unit: a unit of its own
+            sizes.append(unit_bytes)
+    remaining = sum(sizes)
+
+    def cap() -> int:
+        if not parallel:
+            return unit_bytes
+        return max(1, min(unit_bytes, remaining // (GUIDED_SPLIT * parallel)))
+
+    units: list[list[tuple[int, Any]]] = []
+    unit: list[tuple[int, Any]] = []
+    size, limit = 0, cap()
+    for i, nbytes in zip(todo, sizes, strict=True):
+        if unit and (size + nbytes > limit or len(unit) >= unit_size):
             units.append(unit)
-            unit, size = [], 0
+            remaining -= size
+            unit, size, limit = [], 0, cap()
         unit.append((i, items[i]))
         size += nbytes
     if unit:

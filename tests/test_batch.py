@@ -321,6 +321,23 @@ def test_units_by_size_group_short_files_and_keep_long_ones_alone(tmp_path):
     ]
 
 
+def test_cluster_units_are_guided_large_first_and_single_files_at_the_end(tmp_path):
+    from kwsos.batch import _units
+
+    items = []
+    for k in range(40):
+        items.append(str(tmp_path / f"{k}.wav"))
+        Path(items[-1]).write_bytes(b"x" * 100)
+    todo = list(range(40))
+    assert [len(u) for u in _units(items, todo, 64, 1000)] == [10, 10, 10, 10]
+    units = _units(items, todo, 64, 1000, parallel=2)
+    assert [i for u in units for i, _ in u] == todo  # every item once, in order
+    # worked by hand: a unit holds at most min(1000, bytes left // (2 x 2)) bytes, and at
+    # least one file: 4000 -> 10 files, 3000 -> 7, 2300 -> 5, 1800 -> 4, 1400 -> 3, ...
+    assert [len(u) for u in units] == [10, 7, 5, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]
+    assert [len(u) for u in _units(items, todo, 6, 1000, parallel=2)][:3] == [6, 6, 6]
+
+
 @dataclass(frozen=True)
 class NoModelJob(SquareJob):
     def load(self) -> str:
@@ -358,10 +375,10 @@ def test_worker_preload_names_the_jobs_module_and_what_it_asks_for():
     from kwsos.tasks.openset import ClassifyJob
 
     mods = worker_preload(DetectJob)
-    assert mods[:2] == ["kwsos._worker_preload", "kwsos.tasks.kws"]
+    assert mods[:3] == ["kwsos._worker_preload", "kwsos.tasks.jobs", "kwsos.tasks.kws"]
     assert "scipy.fft" in mods and len(mods) == len(set(mods))
     assert worker_preload(ClassifyJob("m.osc")) == worker_preload(ClassifyJob)
-    assert "torch" in worker_preload(ClassifyJob)
+    assert {"kwsos.tasks.openset", "torch"} <= set(worker_preload(ClassifyJob))
     assert worker_preload(SquareJob)[:2] == ["kwsos._worker_preload", __name__]
 
 

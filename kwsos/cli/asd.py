@@ -212,13 +212,13 @@ def score(
 
     Example: kwsos asd score dev_data/ --model machines.asd --output submission/
     """
-    import numpy as np
-
-    from kwsos.dcase import write_submission
-    from kwsos.tasks.anomaly import ScoreJob
+    from kwsos.tasks.jobs import ScoreJob
 
     # a local cluster's workers: their fork server imports while we check and load
     prestart_workers(ScoreJob, workers=workers, scheduler=scheduler)
+    import numpy as np
+
+    from kwsos.dcase import write_submission
 
     if not model.is_file():
         raise KwsosError(f"model file not found: {model} (create it with kwsos asd fit)")

@@ -593,10 +593,11 @@ def detect(
 
     Archive: kwsos detect --manifest files.txt --bank my_bank -f csv -o all.csv --workers 2
     """
-    from kwsos.tasks.kws import MAX_COST, MIN_COST, DetectJob
+    from kwsos.tasks.jobs import DetectJob
 
     # a local cluster's workers: their fork server imports while we check and load
     prestart_workers(DetectJob, workers=workers, scheduler=scheduler)
+    from kwsos.tasks.kws import MAX_COST, MIN_COST
 
     names = gather_inputs(recordings, manifest)
     if not names:
@@ -660,9 +661,10 @@ def detect(
         _write_events(results, fmt, output)
 
 
-#: Files per cluster task: consecutive files up to this many bytes (4 MiB: ~2 min of 16 kHz
-#: audio, about a second of searching) and this many files.
-CLUSTER_UNIT_BYTES, CLUSTER_UNIT_FILES = 4 << 20, 64
+#: Files per cluster task: consecutive files up to this many bytes (16 MiB: ~8 min of 16 kHz
+#: 16-bit audio, about a second of searching with an HFCC bank) and this many files; fewer
+#: towards the end of a run (kwsos.batch's guided unit sizes).
+CLUSTER_UNIT_BYTES, CLUSTER_UNIT_FILES = 16 << 20, 64
 
 
 def _require_pyarrow() -> None:

@@ -326,7 +326,7 @@ def classify(
 
     Example: kwsos osc classify kitchen.wav hall.flac --model sounds.osc --format csv
     """
-    from kwsos.tasks.openset import ClassifyJob
+    from kwsos.tasks.jobs import ClassifyJob
 
     # a local cluster's workers: their fork server imports while we check and load
     prestart_workers(ClassifyJob, workers=workers, scheduler=scheduler)

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -45,6 +44,7 @@ from kwsos.config import Config
 from kwsos.errors import KwsosError
 from kwsos.hooks import Hook, call_hook
 from kwsos.io import atomic_output
+from kwsos.tasks.jobs import ScoreJob  # noqa: F401  (re-exported: the job of this task)
 
 log = logging.getLogger(__name__)
 
@@ -825,30 +825,3 @@ def _embed(net: Any, waves: np.ndarray, device: str, hook: Hook | None, step: st
                 call_hook(hook, step, completed=min(i + batch, len(waves)), total=len(waves))
     net.to("cpu")
     return np.concatenate(out) if out else np.zeros((0, net.out_dim), np.float32)
-
-
-@dataclass(frozen=True)
-class ScoreJob:
-    """``kwsos asd score`` over many clips, for :func:`kwsos.batch.run_batch`: each process
-    loads the detector saved at ``model`` once; a clip's value is its anomaly score (higher =
-    more anomalous). Items are :class:`~kwsos.dcase.AsdClip` (or anything
-    :meth:`AnomalyDetector.score_samples` takes)."""
-
-    name: ClassVar[str] = "asd-score"
-    #: imported once by a local cluster's fork server (kwsos.batch.worker_preload)
-    preload: ClassVar[tuple[str, ...]] = ("torch",)
-    model: str
-
-    def fingerprint(self) -> dict[str, Any]:
-        from kwsos.batch import file_stamp
-
-        return {"model": str(Path(self.model).resolve()), "model_file": file_stamp(self.model)}
-
-    def load(self) -> AnomalyDetector:
-        return AnomalyDetector.load(self.model)
-
-    def run(self, model: AnomalyDetector, items: list[Any]) -> list[Any]:
-        return [float(s) for s in model.score_samples(items)]
-
-    def context(self) -> Any:
-        return nullcontext()

@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +59,7 @@ from kwsos.hooks import Hook, call_hook
 from kwsos.io import umask_mode
 from kwsos.metrics import EventScores, event_based_scores, event_match_counts, file_key
 from kwsos.parallel import ordered_map, single_threaded_blas
+from kwsos.tasks.jobs import DetectJob  # noqa: F401  (re-exported: the job of this task)
 
 __all__ = [
     "BankError",
@@ -1373,77 +1374,3 @@ def _swap_dir(new: Path, target: Path) -> None:
         os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class DetectJob:
-    """``kwsos detect`` over many files, for :func:`kwsos.batch.run_batch` (on threads of this
-    process or on a Dask cluster).
-
-    Each process loads the bank at ``bank`` once (on a cluster the path must be readable by
-    the workers), keeps only ``keywords`` (all when None) and searches every file for them with
-    ``threshold`` (the bank's thresholds when None) and the ``inference`` mode. A file's value is
-    its events as ``[onset_s, offset_s, keyword, cost]`` lists (:meth:`events` makes
-    :class:`~kwsos.events.Event` of them). BLAS runs on one thread, as in
-    :meth:`KeywordSpotter.detect_many`, so the events equal :meth:`KeywordSpotter.detect`'s
-    file by file wherever they ran.
-    """
-
-    name: ClassVar[str] = "detect"
-    #: imported once by a local cluster's fork server (kwsos.batch.worker_preload): what the
-    #: first search would import in every worker
-    preload: ClassVar[tuple[str, ...]] = (
-        "kwsos._biquad",
-        "scipy.fft",
-        "scipy.special",
-        "threadpoolctl",
-    )
-    bank: str
-    threshold: float | None = None
-    keywords: tuple[str, ...] | None = None
-    inference: str | None = None
-
-    def fingerprint(self) -> dict[str, Any]:
-        from kwsos.batch import file_stamp
-
-        return {
-            "bank": os.path.abspath(self.bank),
-            "bank_files": file_stamp(self.bank),
-            "threshold": self.threshold,
-            "keywords": sorted(self.keywords) if self.keywords else None,
-            "inference": self.inference,
-        }
-
-    def load(self) -> tuple[KeywordSpotter, Any]:
-        spotter = KeywordSpotter.load(self.bank)
-        if spotter.needs_training:
-            raise BankError(
-                f"the embedding network of {self.bank} is out of date (keywords were enrolled "
-                f"with --no-train); run: kwsos train --bank {self.bank}"
-            )
-        if self.inference is not None:
-            spotter.set_inference(self.inference)
-        if self.keywords:
-            for kw in self.keywords:
-                spotter.n_shots(kw)  # raises on an unknown keyword
-            for kw in set(spotter.keywords) - set(self.keywords):
-                spotter.remove(kw)
-        spotter.fit()
-        return spotter, spotter._threshold_arg(self.threshold)
-
-    def run(self, model: tuple[KeywordSpotter, Any], items: list[Any]) -> list[Any]:
-        spotter, thr = model
-        return [
-            [[float(e.onset), float(e.offset), e.label, float(e.cost)] for e in events]
-            for events in (spotter._detect_one(item, thr) for item in items)
-        ]
-
-    def context(self) -> Any:
-        return single_threaded_blas()
-
-    @staticmethod
-    def events(name: str, value: list[Any]) -> list[Event]:
-        """The events of one file's value (named by the file's base name, as
-        :meth:`KeywordSpotter.detect` names them)."""
-        base = Path(name).name
-        return [Event(base, on, off, label, cost) for on, off, label, cost in value]

@@ -70,10 +70,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -90,6 +89,7 @@ from kwsos.embeddings.clip import (
 from kwsos.errors import KwsosError
 from kwsos.hooks import Hook, call_hook
 from kwsos.io import atomic_output
+from kwsos.tasks.jobs import ClassifyJob  # noqa: F401  (re-exported: the job of this task)
 
 __all__ = [
     "MODEL_FORMAT",
@@ -676,48 +676,3 @@ def _check_classes(shots: Mapping[str, Sequence[Clip]], what: str, unknown_label
             raise KwsosError(f"{what}: class {name!r} has no clips")
         names.append(name)
     return sorted(names)
-
-
-@dataclass(frozen=True)
-class ClassifyJob:
-    """``kwsos osc classify`` over many clips, for :func:`kwsos.batch.run_batch`.
-
-    Each process loads the classifier saved at ``model`` once; a list of clips is classified in
-    one :meth:`OpenSetClassifier.predict_details` call (read and embedded in batches). A clip's
-    value: ``{"label", "top_class", "score", "similarities": {class: similarity}}``.
-    """
-
-    name: ClassVar[str] = "osc-classify"
-    #: imported once by a local cluster's fork server (kwsos.batch.worker_preload)
-    preload: ClassVar[tuple[str, ...]] = ("torch",)
-    model: str
-    threshold: float | None = None
-
-    def fingerprint(self) -> dict[str, Any]:
-        from kwsos.batch import file_stamp
-
-        return {
-            "model": str(Path(self.model).resolve()),
-            "model_file": file_stamp(self.model),
-            "threshold": self.threshold,
-        }
-
-    def load(self) -> OpenSetClassifier:
-        return OpenSetClassifier.load(self.model)
-
-    def run(self, model: OpenSetClassifier, items: list[Any]) -> list[Any]:
-        res = model.predict_details([str(p) for p in items], threshold=self.threshold)
-        return [
-            {
-                "label": str(res.labels[j]),
-                "top_class": str(res.top_class[j]),
-                "score": float(res.decision_scores[j]),
-                "similarities": {
-                    c: float(s) for c, s in zip(model.classes_, res.similarities[j], strict=True)
-                },
-            }
-            for j in range(len(items))
-        ]
-
-    def context(self) -> Any:
-        return nullcontext()
