@@ -15,6 +15,11 @@ that matter:
 Setting any threshold turns glibc's adaptive mmap threshold off, so with Dask's setting every
 array above 128 KiB is a fresh ``mmap`` that page-faults on first touch. The configurations are
 interleaved; the best of ``--repeats`` is reported.
+
+Then the command line, which sets kwsos's thresholds itself (``kwsos.parallel.tune_malloc``):
+``kwsos detect`` on the hour of ``benchmarks/data/long_60min.flac`` (``bench_detect_long.py``)
+with and without (``KWSOS_MALLOC_TUNING=0``: glibc's defaults), wall time and peak memory
+(the best of ``--repeats``), and the two CSVs compared.
 """
 
 from __future__ import annotations
@@ -23,9 +28,22 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+CLI = """
+import resource, sys, time
+from kwsos.cli import app
+t = time.perf_counter()
+sys.argv = ["kwsos", *sys.argv[1:]]
+try:
+    app()
+except SystemExit as e:
+    assert not e.code, e.code
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
 
 CHILD = """
 import sys, time
@@ -83,6 +101,41 @@ def main() -> None:
     print("|---|---|---|")
     for name, t in times.items():
         print(f"| {name} | {min(t):.2f} | {min(t) / ref:.2f}x |")
+
+    long = ROOT / "benchmarks" / "data" / "long_60min.flac"
+    if not long.is_file():
+        print(f"\n{long} not found (benchmarks/bench_detect_long.py): command-line part skipped")
+        return
+    cli = {"glibc defaults (KWSOS_MALLOC_TUNING=0)": {"KWSOS_MALLOC_TUNING": "0"}, "kwsos": {}}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["PYTHONPATH"] = base["PYTHONPATH"]
+    wall: dict[str, list[float]] = {name: [] for name in cli}
+    rss: dict[str, list[float]] = {name: [] for name in cli}
+    csvs: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):
+            for name, extra in cli.items():
+                out = Path(tmp) / f"{len(csvs)}.csv"
+                cmd = ["detect", str(long), "--bank", str(args.bank), "-f", "csv", "-o", str(out)]
+                res = subprocess.run(
+                    [sys.executable, "-c", CLI, *cmd],
+                    env={**env, **extra},
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                seconds, maxrss_kb = res.stdout.split()[-2:]
+                wall[name].append(float(seconds))
+                rss[name].append(float(maxrss_kb) / 1024)
+                csvs[name] = out.read_text()
+                print(f"  {name}: {wall[name][-1]:.2f} s, {rss[name][-1]:.0f} MiB", flush=True)
+    same = len(set(csvs.values())) == 1
+    print(f"\nkwsos detect on 1 h of audio (15-keyword HFCC bank), best of {args.repeats}")
+    print("| malloc | wall (s) | peak memory (MiB) |")
+    print("|---|---|---|")
+    for name in cli:
+        print(f"| {name} | {min(wall[name]):.2f} | {min(rss[name]):.0f} |")
+    print(f"same detections: {same}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from typing import Any, ClassVar, Protocol
 
 from kwsos.errors import KwsosError
 from kwsos.hooks import Hook, call_hook
+from kwsos.parallel import MALLOC_SETTINGS
 
 __all__ = [
     "JOURNAL_FORMAT",
@@ -446,7 +447,7 @@ def _worker_task(
 
 # --------------------------------------------------------------------------------- clusters
 #: glibc malloc settings of the workers of a local cluster (see :func:`_worker_environ`).
-WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 32 << 20, "MALLOC_TRIM_THRESHOLD_": 256 << 20}
+WORKER_MALLOC = MALLOC_SETTINGS
 
 
 def _worker_environ() -> dict[str, str]:
@@ -456,11 +457,12 @@ def _worker_environ() -> dict[str, str]:
     Dask sets ``MALLOC_TRIM_THRESHOLD_=65536`` so that a worker returns freed memory to the
     system. Setting any threshold also turns off glibc's adaptive mmap threshold, so every
     array above 128 KiB is a fresh ``mmap`` that page-faults on first touch and is unmapped when
-    freed: a worker searched about 35 % slower than this process (benchmark (m)). Our tasks
-    allocate and free the same few MB-sized buffers file after file; keeping them (mmap only
-    above 32 MiB, trim only above 256 MiB) makes a worker as fast as this process. The memory
-    a worker holds stays bounded by its largest file's working set. A variable the user set
-    in this process's environment still wins (Dask's own rule).
+    freed: a worker searched about 35 % slower than a process with glibc's defaults
+    (benchmark (m2)). Our tasks allocate and free the same few MB-sized buffers file after
+    file; keeping them (mmap only above 32 MiB, trim only above 256 MiB, as
+    :func:`kwsos.parallel.tune_malloc` does for the command line) makes a worker ~14 % faster
+    than glibc's defaults. A variable the user set in this process's environment still wins
+    (Dask's own rule).
     """
     import dask
 

@@ -408,11 +408,18 @@ def test_the_fork_servers_preload_starts_no_thread():
     assert done.stdout.strip() == "1", done.stderr
 
 
-def _worker_facts() -> tuple[int, dict[str, str], list[str]]:
+def _worker_facts() -> tuple[int, dict[str, str], list[str], bool]:
     import os
     import sys
 
-    return os.getppid(), dict(os.environ), sorted(sys.modules)
+    import dask
+
+    return (
+        os.getppid(),
+        dict(os.environ),
+        sorted(sys.modules),
+        dask.config.get("distributed.worker.profile.enabled"),
+    )
 
 
 def test_local_cluster_workers_are_forked_warm_with_our_malloc_settings(
@@ -426,8 +433,11 @@ def test_local_cluster_workers_are_forked_warm_with_our_malloc_settings(
         pytest.skip("no fork server on this platform")
     for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
         monkeypatch.delenv(k, raising=False)
-    with DaskPool(workers=1) as pool:
-        ppid, env, modules = pool.client.submit(_worker_facts, pure=False).result()
+    with DaskPool(workers=1, dashboard=False) as pool:
+        ppid, env, modules, profiling = pool.client.submit(_worker_facts, pure=False).result()
+        stealing = "stealing" in pool._cluster.scheduler.extensions
+        assert pool.dashboard_link is None
+    assert not profiling and not stealing  # Dask's housekeeping that takes our workers' CPU
     assert ppid != os.getpid()  # forked by the server, not spawned by our nanny
     assert "kwsos._worker_preload" in modules and "numba.core.registry" in modules
     assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)

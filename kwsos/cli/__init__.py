@@ -35,7 +35,10 @@ def _main(
         bool, typer.Option("--verbose", "-v", help="Also print the library's info messages.")
     ] = False,
 ) -> None:
+    from kwsos.parallel import tune_malloc
+
     setup_logging(verbose)
+    tune_malloc()  # the searches' MB-sized buffers stay in the heap (kwsos.parallel)
 
 
 _kws.register(app)
