@@ -491,14 +491,31 @@ def _environ(env: dict[str, str], *, apply: bool = True) -> Iterator[None]:
 def worker_preload(job: BatchJob | type) -> list[str]:
     """The modules a local cluster's fork server imports once for the workers of ``job`` (a
     job or its class): Dask's worker and numba's compiler (:mod:`kwsos._worker_preload`), the
-    job's module, the modules the job names in an optional ``preload`` attribute (what its
-    first task would import, e.g. torch), and this command line's modules (a forked worker
-    re-runs the main script, which imports them)."""
+    job's module and the modules the job names in an optional ``preload`` attribute (what its
+    first task would import, e.g. torch)."""
     cls = job if isinstance(job, type) else type(job)
     mods = ["kwsos._worker_preload", cls.__module__, *getattr(cls, "preload", ())]
-    if "kwsos.cli" in sys.modules:
-        mods.append("kwsos.cli")
     return list(dict.fromkeys(mods))
+
+
+@contextmanager
+def _main_script_not_rerun() -> Iterator[None]:
+    """Worker processes started in the block do not re-run this process's main script.
+
+    multiprocessing re-runs a main *script* (``kwsos``'s console script: it imports the whole
+    command line, ~0.1 s) in every child it starts, so that objects pickled from ``__main__``
+    can be found; the workers get no such objects from kwsos (cloudpickle sends a ``__main__``
+    object by value). A main run as a module (``python -m``) is not re-run anyway."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 def start_worker_server(preload: Sequence[str]) -> bool:
@@ -611,7 +628,7 @@ class DaskPool:
                 # among them) here only to set a preload that no longer has an effect
                 distributed.utils._forkserver_preload_set = True
             # the nanny sets the environment in this process too before it starts a worker
-            with dask.config.set(config), _environ(env, apply=False):
+            with dask.config.set(config), _environ(env, apply=False), _main_script_not_rerun():
                 self._cluster = LocalCluster(
                     n_workers=self.workers,
                     threads_per_worker=1,

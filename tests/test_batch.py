@@ -440,6 +440,7 @@ def test_local_cluster_workers_are_forked_warm_with_our_malloc_settings(
     assert not profiling and not stealing  # Dask's housekeeping that takes our workers' CPU
     assert ppid != os.getpid()  # forked by the server, not spawned by our nanny
     assert "kwsos._worker_preload" in modules and "numba.core.registry" in modules
+    assert "kwsos.cli" not in modules  # nor was a main script re-run in the worker
     assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
     assert env["MALLOC_TRIM_THRESHOLD_"] == str(256 << 20)
     # the nanny set them here too before it started the worker: put back
