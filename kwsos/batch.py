@@ -457,11 +457,10 @@ def _worker_environ() -> dict[str, str]:
     Dask sets ``MALLOC_TRIM_THRESHOLD_=65536`` so that a worker returns freed memory to the
     system. Setting any threshold also turns off glibc's adaptive mmap threshold, so every
     array above 128 KiB is a fresh ``mmap`` that page-faults on first touch and is unmapped when
-    freed: a worker searched about 35 % slower than a process with glibc's defaults
-    (benchmark (m2)). Our tasks allocate and free the same few MB-sized buffers file after
-    file; keeping them (mmap only above 32 MiB, trim only above 256 MiB, as
-    :func:`kwsos.parallel.tune_malloc` does for the command line) makes a worker ~14 % faster
-    than glibc's defaults. A variable the user set in this process's environment still wins
+    freed: a search took 1.38x the time it takes with glibc's defaults (benchmark (m2)). Our
+    tasks allocate and free the same few MB-sized buffers file after file; keeping them (mmap
+    only above 32 MiB, trim only above 256 MiB, as :func:`kwsos.parallel.tune_malloc` does for
+    the command line) brings it to 0.88x. A variable the user set in this process's environment still wins
     (Dask's own rule).
     """
     import dask
