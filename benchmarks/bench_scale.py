@@ -1,7 +1,7 @@
 """Benchmark (m): many files on a local Dask cluster: 1 vs 2 workers, against the in-process run,
 and the per-file and start-up overhead of the cluster.
 
-    python benchmarks/bench_scale.py --repeats 2
+    python benchmarks/bench_scale.py --repeats 4
 
 Every measurement is the real ``kwsos detect`` in a fresh process (wall time; the best of
 ``--repeats``, the configurations interleaved so that a busy moment of the machine hits them
