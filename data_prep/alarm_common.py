@@ -219,8 +219,8 @@ def _download_and_extract(pkg: _Package, paths: set[str]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _load(path: Path) -> np.ndarray:
-    """Mono float64 at 16 kHz, peak-normalised."""
+def load_mono(path: Path) -> np.ndarray:
+    """Mono float64 at 16 kHz, its mean removed."""
     x, sr = sf.read(str(path), dtype="float64", always_2d=True)
     x = x.mean(axis=1)
     if sr != SR:
@@ -228,7 +228,12 @@ def _load(path: Path) -> np.ndarray:
 
         g = gcd(SR, sr)
         x = resample_poly(x, SR // g, sr // g)
-    x = x - x.mean()
+    return x - x.mean()
+
+
+def _load(path: Path) -> np.ndarray:
+    """Mono float64 at 16 kHz, peak-normalised."""
+    x = load_mono(path)
     peak = np.abs(x).max()
     if peak == 0.0:
         raise ValueError(f"{path} is silent")

@@ -27,11 +27,9 @@ import argparse
 import json
 import logging
 import time
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from data_prep.alarm_common import (
     BENCHMARK_PACKAGES,
@@ -40,6 +38,7 @@ from data_prep.alarm_common import (
     N,
     download_deb,
     is_reserved,
+    load_mono,
 )
 from data_prep.make_real_pretrain import PACKAGES as PRETRAIN_PACKAGES
 
@@ -120,17 +119,6 @@ def fetch(name: str, sources: Path) -> dict:
     return meta
 
 
-def load(path: Path) -> np.ndarray:
-    import soundfile as sf
-
-    x, sr = sf.read(str(path), dtype="float64", always_2d=True)
-    x = x.mean(axis=1)
-    if sr != SR:
-        g = gcd(SR, sr)
-        x = resample_poly(x, SR // g, sr // g)
-    return x - x.mean()
-
-
 def segments(x: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     """4 s segments of ``x`` (hop :data:`HOP_S`, at most :data:`MAX_SEGMENTS`, a random subset);
     a shorter sound is looped with a 50 ms cross-fade from a random start."""
@@ -173,7 +161,7 @@ def make_background_pool(out: Path, *, seed: int = 0, sources: Path | None = Non
             if f in missing:
                 continue
             try:
-                x = load(sources / name / f)
+                x = load_mono(sources / name / f)
             except Exception as err:  # noqa: BLE001 - unreadable file: dropped, logged
                 logger.warning("skipping %s: %s", f, err)
                 continue
