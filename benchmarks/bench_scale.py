@@ -117,45 +117,19 @@ def main() -> None:
         one_short = tmp / "short_concatenated.wav"
         short_s = concatenate(short_dir, one_short)
         detect = [*KWSOS, "detect", "--bank", str(bank), "-f", "csv"]
+
+        def on_long(options: str) -> list[str]:
+            return ["--manifest", str(long_m), *options.split()]
+
         scaling = {
-            "in process, --jobs 1": ["--manifest", str(long_m), "--jobs", "1"],
-            "in process, default --jobs": ["--manifest", str(long_m)],
-            "--workers 1 --worker-threads 1": [
-                "--manifest",
-                str(long_m),
-                "--workers",
-                "1",
-                "--worker-threads",
-                "1",
-            ],
-            "--workers 2 --worker-threads 1": [
-                "--manifest",
-                str(long_m),
-                "--workers",
-                "2",
-                "--worker-threads",
-                "1",
-            ],
-            "--workers 1 (default threads)": ["--manifest", str(long_m), "--workers", "1"],
+            "in process, --jobs 1": on_long("--jobs 1"),
+            "in process, default --jobs": on_long(""),
+            ONE: on_long(ONE),
+            TWO: on_long(TWO),
+            "--workers 1 (default threads)": on_long("--workers 1"),
             # what a run in a terminal gets by default (this script's runs are not in one)
-            "--workers 1 --worker-threads 1 --dashboard": [
-                "--manifest",
-                str(long_m),
-                "--workers",
-                "1",
-                "--worker-threads",
-                "1",
-                "--dashboard",
-            ],
-            "--workers 2 --worker-threads 1 --dashboard": [
-                "--manifest",
-                str(long_m),
-                "--workers",
-                "2",
-                "--worker-threads",
-                "1",
-                "--dashboard",
-            ],
+            f"{ONE} --dashboard": on_long(f"{ONE} --dashboard"),
+            f"{TWO} --dashboard": on_long(f"{TWO} --dashboard"),
         }
         # one file at a time in both, so that the difference is the cost of the files
         overhead = {
@@ -201,8 +175,7 @@ def main() -> None:
         )
         if args.scaling_only:
             return
-        d1 = best["--workers 1 --worker-threads 1 --dashboard"]
-        d2 = best["--workers 2 --worker-threads 1 --dashboard"]
+        d1, d2 = best[f"{ONE} --dashboard"], best[f"{TWO} --dashboard"]
         print(f"the same, both serving the dashboard: {d1 / d2:.2f}x")
         print(
             f"2 workers / 1 worker with its default 2 threads: {best['--workers 1 (default threads)'] / w2:.2f}x"
