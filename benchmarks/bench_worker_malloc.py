@@ -10,7 +10,7 @@ that matter:
 * none set (glibc's defaults: the mmap threshold adapts to the sizes a program frees);
 * ``MALLOC_TRIM_THRESHOLD_=65536``: what a Dask nanny sets in its workers;
 * ``MALLOC_TRIM_THRESHOLD_=1073741824``: a large trim threshold alone;
-* kwsos's worker settings (``kwsos.batch.WORKER_MALLOC``).
+* kwsos's worker settings (``kwsos.parallel.MALLOC_SETTINGS``).
 
 Setting any threshold turns glibc's adaptive mmap threshold off, so with Dask's setting every
 array above 128 KiB is a fresh ``mmap`` that page-faults on first touch. The configurations are
@@ -63,7 +63,7 @@ with single_threaded_blas():
 
 
 def main() -> None:
-    from kwsos.batch import WORKER_MALLOC
+    from kwsos.parallel import MALLOC_SETTINGS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=40)
@@ -78,7 +78,9 @@ def main() -> None:
         "glibc defaults (no threshold set)": {},
         "MALLOC_TRIM_THRESHOLD_=65536 (Dask's nanny)": {"MALLOC_TRIM_THRESHOLD_": "65536"},
         "MALLOC_TRIM_THRESHOLD_=1073741824": {"MALLOC_TRIM_THRESHOLD_": str(1 << 30)},
-        "kwsos workers (mmap 32 MiB, trim 256 MiB)": {k: str(v) for k, v in WORKER_MALLOC.items()},
+        "kwsos workers (mmap 32 MiB, trim 256 MiB)": {
+            k: str(v) for k, v in MALLOC_SETTINGS.items()
+        },
     }
     base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     base.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1")

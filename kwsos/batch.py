@@ -446,13 +446,9 @@ def _worker_task(
 
 
 # --------------------------------------------------------------------------------- clusters
-#: glibc malloc settings of the workers of a local cluster (see :func:`_worker_environ`).
-WORKER_MALLOC = MALLOC_SETTINGS
-
-
 def _worker_environ() -> dict[str, str]:
     """The environment of a local cluster's worker processes: Dask's (BLAS and OpenMP on one
-    thread) but glibc malloc's thresholds of :data:`WORKER_MALLOC`.
+    thread) but glibc malloc's thresholds of :data:`kwsos.parallel.MALLOC_SETTINGS`.
 
     Dask sets ``MALLOC_TRIM_THRESHOLD_=65536`` so that a worker returns freed memory to the
     system. Setting any threshold also turns off glibc's adaptive mmap threshold, so every
@@ -466,7 +462,7 @@ def _worker_environ() -> dict[str, str]:
     import dask
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
-    env.update(WORKER_MALLOC)
+    env.update(MALLOC_SETTINGS)
     return {k: os.environ.get(k, str(v)) for k, v in env.items() if v is not None}
 
 
